@@ -1,0 +1,127 @@
+"""Entry point: ``mesg-pusher`` runs the service; subcommands run the local tools."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environment
+from mesg_pusher.definition import load_definition, locate_definition
+from mesg_pusher.engine import EngineClient
+from mesg_pusher.errors import ConfigError, InputError
+from mesg_pusher.pusher_client import ClientPool
+from mesg_pusher.redact import SecretFilter
+from mesg_pusher.tasks import TASKS, TaskContext, check_registry
+from mesg_pusher.worker import Worker
+
+logger = logging.getLogger("mesg_pusher")
+
+USAGE = """usage: mesg-pusher [COMMAND] [ARGS...]
+
+With no command, run the service (the engine starts it with MESG_ENDPOINT and MESG_TOKEN set).
+
+commands:
+  engine   run the local MESG engine (v0.16 stand-in); --help for its options
+  demo     run every task through the local engine against a local Pusher server
+  bench    measure throughput, latency, CPU and memory
+"""
+
+
+def configure_logging(level: str, secrets: tuple[str, ...]) -> None:
+    """One handler on stderr; every record passes the secret filter first."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+    # grpc and aiohttp are chatty at debug and may echo request details; keep them at warning.
+    for noisy in ("grpc", "aiohttp", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
+
+
+async def serve(settings: ServiceSettings, pusher_settings: PusherSettings) -> None:
+    """Run the worker until SIGTERM/SIGINT; a second signal exits at once."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            logger.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        logger.info("%s: finishing in-flight executions (grace %g s)",
+                    signal.Signals(signum).name, settings.grace_period)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    engine = EngineClient(settings.endpoint, settings.instance_hash, settings.keepalive_ms)
+    pool = ClientPool()
+    worker = Worker(
+        engine,
+        TASKS,
+        TaskContext(pusher_settings, pool),
+        concurrency=settings.concurrency,
+        grace_period=settings.grace_period,
+    )
+    try:
+        await worker.run(stop)
+    finally:
+        await pool.close()
+        await engine.close()
+
+
+def run_service() -> int:
+    """Start the service as the engine does: configuration from the environment and .env."""
+    environment = merged_environment()
+    try:
+        settings = ServiceSettings.from_environment(environment)
+        pusher_settings = PusherSettings(environment)
+        path = locate_definition()
+        check_registry(load_definition(path))
+    except (ConfigError, InputError, ValueError) as exc:
+        configure_logging("INFO", ())
+        logger.error("cannot start: %s", exc)
+        return 2
+    configure_logging(settings.log_level, pusher_settings.secrets)
+    logger.info("mesg-pusher starting: engine %s, definition %s, concurrency %d",
+                settings.endpoint, path, settings.concurrency)
+    try:
+        pusher_settings.resolve({})
+    except (ConfigError, InputError) as exc:
+        logger.warning("no usable default Pusher settings (%s); executions must give them", exc)
+    asyncio.run(serve(settings, pusher_settings))
+    return 0
+
+
+def _subcommands() -> dict[str, Callable[[list[str]], int]]:
+    from mesg_pusher.local_engine import main as engine_main
+
+    commands: dict[str, Callable[[list[str]], int]] = {"engine": engine_main}
+    try:
+        from mesg_pusher.harness.demo import main as demo_main
+        from mesg_pusher.harness.bench import main as bench_main
+    except ImportError:
+        pass
+    else:
+        commands.update(demo=demo_main, bench=bench_main)
+    return commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``mesg-pusher`` and ``python -m mesg_pusher``."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        return run_service()
+    if args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    commands = _subcommands()
+    if args[0] not in commands:
+        print(f"unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return commands[args[0]](args[1:])

@@ -1,0 +1,293 @@
+"""Settings: the service's own (process-wide) and Pusher's (per execution).
+
+Precedence for Pusher settings, highest first: the execution's connection inputs, the process
+environment, a ``.env`` file in the working directory, the defaults below. Empty values count
+as unset, because the engine passes mesg.yml's ``PUSHER_APP_ID=`` defaults as empty strings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from mesg_pusher.base58 import b58decode
+from mesg_pusher.errors import ConfigError, InputError
+from mesg_pusher.redact import redact_url, url_password
+
+# Connection input -> the variable that sets it; the order is the README's.
+VARIABLES: Mapping[str, str] = {
+    "appId": "PUSHER_APP_ID",
+    "key": "PUSHER_APP_KEY",
+    "secret": "PUSHER_APP_SECRET",
+    "cluster": "PUSHER_CLUSTER",
+    "useTLS": "PUSHER_USE_TLS",
+    "host": "PUSHER_HOST",
+    "port": "PUSHER_PORT",
+    "proxy": "PUSHER_PROXY",
+    "timeout": "PUSHER_TIMEOUT",
+    "keepAlive": "PUSHER_KEEP_ALIVE",
+}
+CONNECTION_INPUTS = tuple(VARIABLES)
+
+DEFAULT_TIMEOUT_MS = 5000
+MAX_TIMEOUT_MS = 600_000
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+_APP_ID = re.compile(r"^[0-9]+$")
+_HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
+
+
+def _source(name: str, variable: str) -> str:
+    return f"input {name!r} or variable {variable}"
+
+
+def parse_bool(value: Any, name: str, variable: str) -> bool:
+    """true/false/1/0/yes/no in any case, or a real boolean."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(
+        f"{_source(name, variable)} must be true or false (or 1/0, yes/no), not {value!r}"
+    )
+
+
+def parse_int(value: Any, name: str, variable: str, low: int, high: int) -> int:
+    """An integer in [low, high]; integral floats pass, as numbers arrive as doubles."""
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+        raise ConfigError(f"{_source(name, variable)} must be an integer from {low} to {high}")
+    return number
+
+
+@dataclass(frozen=True)
+class PusherOptions:
+    """Everything needed to reach one Pusher app; equal options share one HTTP pool."""
+
+    app_id: str
+    key: str
+    secret: str = field(repr=False)
+    host: str
+    use_tls: bool = True
+    port: int | None = None
+    proxy: str | None = field(default=None, repr=False)
+    timeout: float = DEFAULT_TIMEOUT_MS / 1000
+    keep_alive: bool = True
+
+    def __repr__(self) -> str:
+        proxy = redact_url(self.proxy) if self.proxy else None
+        return (
+            f"PusherOptions(app_id={self.app_id!r}, key={self.key!r}, secret='***', "
+            f"host={self.host!r}, use_tls={self.use_tls}, port={self.port}, proxy={proxy!r}, "
+            f"timeout={self.timeout}, keep_alive={self.keep_alive})"
+        )
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.use_tls else "http"
+        port = self.port or (443 if self.use_tls else 80)
+        return f"{scheme}://{self.host}:{port}"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never be shown: the app secret and the proxy URL's password."""
+        password = url_password(self.proxy) if self.proxy else None
+        return (self.secret, password) if password else (self.secret,)
+
+
+def _clean(value: Any) -> Any:
+    """Empty strings and None are unset."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
+def build_options(values: Mapping[str, Any]) -> PusherOptions:
+    """Validate merged settings (keyed by connection input name) into ``PusherOptions``."""
+
+    def get(name: str) -> Any:
+        return _clean(values.get(name))
+
+    missing = [
+        name for name in ("appId", "key", "secret") if not isinstance(get(name), str)
+    ]
+    for name in missing:
+        if get(name) is not None:
+            raise ConfigError(f"{_source(name, VARIABLES[name])} must be a string")
+    if missing:
+        listed = ", ".join(f"{VARIABLES[n]} (input {n!r})" for n in missing)
+        raise ConfigError(f"Pusher credentials missing: set {listed}")
+    app_id, key, secret = (str(get(n)).strip() for n in ("appId", "key", "secret"))
+    if not _APP_ID.match(app_id):
+        raise ConfigError(f"{_source('appId', 'PUSHER_APP_ID')} must be digits, not {app_id!r}")
+
+    host, cluster = get("host"), get("cluster")
+    for name, value in (("host", host), ("cluster", cluster)):
+        if value is not None and (not isinstance(value, str) or not _HOST.match(value.strip())):
+            raise ConfigError(f"{_source(name, VARIABLES[name])} is not a valid host name")
+    if host is not None:
+        host = host.strip()
+    elif cluster is not None:
+        host = f"api-{cluster.strip()}.pusher.com"
+    else:
+        raise ConfigError(
+            "Pusher host missing: set PUSHER_CLUSTER (input 'cluster', e.g. eu or mt1) "
+            "or PUSHER_HOST (input 'host')"
+        )
+
+    use_tls = True if get("useTLS") is None else parse_bool(get("useTLS"), "useTLS", VARIABLES["useTLS"])
+    keep_alive = (
+        True if get("keepAlive") is None
+        else parse_bool(get("keepAlive"), "keepAlive", VARIABLES["keepAlive"])
+    )
+    port = None if get("port") is None else parse_int(get("port"), "port", "PUSHER_PORT", 1, 65535)
+    timeout_ms = (
+        DEFAULT_TIMEOUT_MS if get("timeout") is None
+        else parse_int(get("timeout"), "timeout", "PUSHER_TIMEOUT", 1, MAX_TIMEOUT_MS)
+    )
+    proxy = get("proxy")
+    if proxy is not None:
+        if not isinstance(proxy, str) or not proxy.strip().lower().startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{_source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL"
+            )
+        proxy = proxy.strip()
+    return PusherOptions(
+        app_id=app_id,
+        key=key,
+        secret=secret,
+        host=host,
+        use_tls=use_tls,
+        port=port,
+        proxy=proxy,
+        timeout=timeout_ms / 1000,
+        keep_alive=keep_alive,
+    )
+
+
+class PusherSettings:
+    """The environment layer of Pusher settings, read once; resolves each execution's options."""
+
+    def __init__(self, environment: Mapping[str, str]) -> None:
+        self._base = {
+            name: value
+            for name, variable in VARIABLES.items()
+            if (value := _clean(environment.get(variable))) is not None
+        }
+        self._resolve = lru_cache(maxsize=256)(self._resolve_uncached)
+
+    @classmethod
+    def load(cls, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> PusherSettings:
+        """Defaults < ``.env`` in ``cwd`` < process environment."""
+        return cls(merged_environment(cwd, environ))
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Secret values set in the environment layer, to mask wherever text leaves us."""
+        return secrets_in(self._base)
+
+    def resolve(self, inputs: Mapping[str, Any]) -> PusherOptions:
+        """Options for one execution: its connection inputs over the environment."""
+        overrides = tuple(
+            (name, value) for name in CONNECTION_INPUTS
+            if (value := _clean(inputs.get(name))) is not None
+        )
+        try:
+            return self._resolve(overrides)
+        except TypeError:  # an unhashable input (a list or object where a scalar belongs)
+            name = next(n for n, v in overrides if isinstance(v, list | dict))
+            raise InputError(f"input {name!r} must be a single value, not a list or object") from None
+
+    def _resolve_uncached(self, overrides: tuple[tuple[str, Any], ...]) -> PusherOptions:
+        return build_options({**self._base, **dict(overrides)})
+
+
+def secrets_in(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """The app secret and proxy password among connection settings or inputs, if strings."""
+    found = []
+    secret, proxy = values.get("secret"), values.get("proxy")
+    if isinstance(secret, str) and secret:
+        found.append(secret)
+    if isinstance(proxy, str) and (password := url_password(proxy)):
+        found.append(password)
+    return tuple(found)
+
+
+def merged_environment(
+    cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``.env`` values (if the file exists) overlaid by the process environment."""
+    path = (cwd or Path.cwd()) / ".env"
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Process-wide settings of the service (not per execution)."""
+
+    endpoint: str
+    instance_hash: bytes = field(repr=False)
+    token: str
+    concurrency: int = 64
+    grace_period: float = 10.0
+    keepalive_ms: int = 300_000
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.concurrency <= 10_000:
+            raise ConfigError("MESG_PUSHER_CONCURRENCY must be from 1 to 10000")
+        if not 0 <= self.grace_period <= 3600:
+            raise ConfigError("MESG_PUSHER_GRACE_PERIOD must be from 0 to 3600 seconds")
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str]) -> ServiceSettings:
+        endpoint = _clean(environment.get("MESG_ENDPOINT"))
+        token = _clean(environment.get("MESG_TOKEN"))
+        if endpoint is None or token is None:
+            raise ConfigError(
+                "MESG_ENDPOINT and MESG_TOKEN must be set (the engine sets them when it starts "
+                "the service; run `mesg-pusher engine --run-service mesg-pusher` to try locally)"
+            )
+        try:
+            instance_hash = b58decode(token.strip())
+        except ValueError as exc:
+            raise ConfigError(f"MESG_TOKEN is not a base58 instance hash: {exc}") from None
+        if len(instance_hash) != 32:
+            raise ConfigError("MESG_TOKEN must decode to a 32-byte instance hash")
+
+        def number(name: str, default: float) -> float:
+            raw = _clean(environment.get(name))
+            if raw is None:
+                return default
+            try:
+                return float(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+
+        return cls(
+            endpoint=endpoint.strip(),
+            instance_hash=instance_hash,
+            token=token.strip(),
+            concurrency=int(number("MESG_PUSHER_CONCURRENCY", 64)),
+            grace_period=number("MESG_PUSHER_GRACE_PERIOD", 10.0),
+            keepalive_ms=int(number("MESG_PUSHER_KEEPALIVE_MS", 300_000)),
+            log_level=(_clean(environment.get("LOG_LEVEL")) or "INFO").upper(),
+        )

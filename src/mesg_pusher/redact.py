@@ -1,0 +1,59 @@
+"""Keeping secrets out of logs, errors and reprs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (and user name) replaced, for logs and messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{MASK}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every occurrence of each non-trivial secret masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """A last line of defence: masks known secrets in every log record's rendered text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 4)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._secrets:
+            message = record.getMessage()
+            cleaned = scrub(message, self._secrets)
+            if cleaned != message or record.exc_info:
+                if record.exc_info and not record.exc_text:
+                    record.exc_text = logging.Formatter().formatException(record.exc_info)
+                if record.exc_text:
+                    record.exc_text = scrub(record.exc_text, self._secrets)
+                record.msg, record.args = cleaned, None
+        return True
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL such as ``http://user:pass@proxy:3128``, if any."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None

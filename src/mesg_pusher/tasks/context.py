@@ -1,0 +1,29 @@
+"""What a task handler gets besides its inputs: settings and the shared SDK clients."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pusher
+
+from mesg_pusher.config import PusherSettings
+from mesg_pusher.pusher_client import ClientPool
+
+Outputs = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """Shared by every execution; holds no per-execution state."""
+
+    settings: PusherSettings
+    pool: ClientPool
+
+    def client(self, inputs: Mapping[str, Any]) -> pusher.Pusher:
+        """The SDK client for this execution's connection settings."""
+        return self.pool.get(self.settings.resolve(inputs))
+
+
+Handler = Callable[[TaskContext, Mapping[str, Any]], Awaitable[Outputs]]

@@ -1,0 +1,159 @@
+"""Checks of task inputs against Pusher's documented limits, with messages naming the input."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from mesg_pusher.errors import InputError
+
+MAX_DATA_BYTES = 10_240
+MAX_CHANNELS = 100
+MAX_EVENT_NAME = 200
+MAX_CHANNEL_NAME = 164
+MAX_BATCH = 10
+_CHANNEL = re.compile(r"^[A-Za-z0-9_\-=@,.;]+$")
+_SOCKET_ID = re.compile(r"^\d+\.\d+$")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def string(inputs: Mapping[str, Any], key: str, *, where: str = "") -> str:
+    """A required, non-empty string input."""
+    value = inputs.get(key)
+    if value is None or value == "":
+        raise InputError(f"input '{where}{key}' is required")
+    if not isinstance(value, str):
+        raise InputError(f"input '{where}{key}' must be a string, not {_type_name(value)}")
+    return value
+
+
+def optional_string(inputs: Mapping[str, Any], key: str, *, where: str = "") -> str | None:
+    """An optional string input; empty counts as absent."""
+    if inputs.get(key) in (None, ""):
+        return None
+    return string(inputs, key, where=where)
+
+
+def channel_name(value: Any, label: str = "'channel'") -> str:
+    """A channel name Pusher accepts: 1-164 characters of ``A-Za-z0-9_-=@,.;``."""
+    if not isinstance(value, str) or not value:
+        raise InputError(f"input {label} must be a non-empty string, not {_type_name(value)}")
+    if len(value) > MAX_CHANNEL_NAME:
+        raise InputError(
+            f"input {label} is {len(value)} characters long; Pusher allows {MAX_CHANNEL_NAME}"
+        )
+    if not _CHANNEL.match(value):
+        bad = sorted({c for c in value if not _CHANNEL.match(c)})
+        raise InputError(
+            f"input {label} {value[:80]!r} contains {''.join(bad)!r}; channel names may only "
+            "contain A-Z a-z 0-9 and _ - = @ , . ;"
+        )
+    return value
+
+
+def event_name(inputs: Mapping[str, Any], key: str = "name", *, where: str = "") -> str:
+    """An event name of 1 to 200 characters."""
+    name = string(inputs, key, where=where)
+    if len(name) > MAX_EVENT_NAME:
+        raise InputError(
+            f"input '{where}{key}' is {len(name)} characters long; Pusher allows {MAX_EVENT_NAME}"
+        )
+    return name
+
+
+def socket_id(inputs: Mapping[str, Any], key: str = "socket_id", *, where: str = "") -> str | None:
+    """An optional socket id, ``digits.digits`` as Pusher hands them to clients."""
+    value = optional_string(inputs, key, where=where)
+    if value is not None and not _SOCKET_ID.match(value):
+        raise InputError(
+            f"input '{where}{key}' must look like 123.456 (the client's socket_id), "
+            f"not {value[:40]!r}"
+        )
+    return value
+
+
+def encode_data(inputs: Mapping[str, Any], key: str = "data", *, where: str = "") -> str:
+    """The event data as the string Pusher carries: strings as they are, anything else as JSON.
+
+    Compact JSON without ASCII escaping, as JavaScript's ``JSON.stringify`` writes it, so the
+    10 KB limit counts what really travels.
+    """
+    value = inputs.get(key)
+    if value is None:
+        raise InputError(f"input '{where}{key}' is required (an object or a string)")
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except ValueError:
+            raise InputError(
+                f"input '{where}{key}' contains NaN or Infinity, which JSON cannot carry"
+            ) from None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_DATA_BYTES:
+        raise InputError(
+            f"input '{where}{key}' is {size} bytes once serialised; Pusher allows {MAX_DATA_BYTES}"
+        )
+    return text
+
+
+def channel_list(inputs: Mapping[str, Any]) -> list[str]:
+    """Exactly one of ``channel`` (a name) and ``channels`` (1 to 100 names)."""
+    one, many = inputs.get("channel"), inputs.get("channels")
+    if one not in (None, "") and many not in (None, []):
+        raise InputError("give either input 'channel' or input 'channels', not both")
+    if one not in (None, ""):
+        return [channel_name(one)]
+    if many in (None, []):
+        raise InputError("input 'channel' (a name) or 'channels' (a list of names) is required")
+    if not isinstance(many, list):
+        raise InputError(f"input 'channels' must be a list of strings, not {_type_name(many)}")
+    if len(many) > MAX_CHANNELS:
+        raise InputError(f"input 'channels' has {len(many)} channels; Pusher allows {MAX_CHANNELS}")
+    names = [channel_name(name, f"'channels[{i}]'") for i, name in enumerate(many)]
+    if len(set(names)) != len(names):
+        raise InputError("input 'channels' lists a channel more than once")
+    return names
+
+
+def params(inputs: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, str]:
+    """The optional ``params`` object: only the allowed keys, each a string (lists are joined)."""
+    value = inputs.get("params")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"input 'params' must be an object, not {_type_name(value)}")
+    unknown = sorted(set(value) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"input 'params' has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    result = {}
+    for key, item in value.items():
+        if isinstance(item, list) and all(isinstance(i, str) for i in item):
+            item = ",".join(item)
+        if item in (None, ""):
+            continue
+        if not isinstance(item, str):
+            raise InputError(f"input 'params.{key}' must be a string, not {_type_name(item)}")
+        result[key] = item
+    return result

@@ -1,0 +1,166 @@
+"""The HTTP transport under the official Pusher SDK: pooled, asynchronous, with safe retries.
+
+The SDK builds and signs each request (``pusher.http.Request``); its ``backend`` hook hands
+the request to us. We send it over one ``aiohttp`` session per distinct ``PusherOptions``
+(keep-alive on unless disabled) and turn every outcome into a value or one of our errors:
+
+- the request never reached Pusher (refused, DNS, proxy unreachable): retried with backoff
+  while the execution's timeout allows — safe, as Pusher saw nothing;
+- sent but no complete answer (timeout, connection reset): a write is *not* retried (it may
+  have been applied, and a retry could publish twice) and the error says so; a read is retried;
+- an HTTP error status: raised with the status and Pusher's body; reads retry on 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import ssl
+from typing import Any
+
+import aiohttp
+from pusher.http import Request
+
+from mesg_pusher.config import PusherOptions
+from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
+from mesg_pusher.redact import redact_url
+
+logger = logging.getLogger(__name__)
+
+# Shorter than the idle timeout of common servers (uWebSockets: 10 s), so we never write to a
+# connection the server is closing — that would turn a harmless reconnect into an unknown outcome.
+KEEPALIVE_SECONDS = 4.0
+MAX_CONNECTIONS = 256
+BACKOFF_FIRST = 0.05
+BACKOFF_CAP = 1.0
+
+
+def _backoff(attempt: int) -> float:
+    """Full-jitter exponential backoff."""
+    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2**attempt))
+
+
+class Transport:
+    """One pooled HTTP session for one set of ``PusherOptions``."""
+
+    def __init__(self, options: PusherOptions, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.options = options
+        self._ssl = ssl_context if options.use_tls else False
+        self._session: aiohttp.ClientSession | None = None
+        self._where = f"{options.host}:{options.port or (443 if options.use_tls else 80)}"
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=MAX_CONNECTIONS,
+            keepalive_timeout=KEEPALIVE_SECONDS if self.options.keep_alive else None,
+            force_close=not self.options.keep_alive,
+            ssl=self._ssl if self._ssl is not None else True,
+        )
+        # Only our own headers go out; the proxy URL (with its credentials) is passed per request.
+        self._session = aiohttp.ClientSession(
+            connector=connector, json_serialize=json.dumps, auto_decompress=True, trust_env=False
+        )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, request: Request) -> Any:
+        """Send a signed SDK request; the decoded JSON answer or one of our errors."""
+        session = self._session or self._open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.timeout
+        is_write = request.method != "GET"
+        url = request.base_url + request.signed_path
+        attempt = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise PusherUnreachable(
+                    f"could not reach Pusher at {self._where} within {self.options.timeout:g} s"
+                )
+            try:
+                async with session.request(
+                    request.method,
+                    url,
+                    data=request.body or None,
+                    headers=request.headers,
+                    proxy=self.options.proxy,
+                    timeout=aiohttp.ClientTimeout(total=remaining),
+                    allow_redirects=False,
+                ) as response:
+                    status = response.status
+                    body = await response.text(encoding="utf-8", errors="replace")
+            except aiohttp.ClientConnectorCertificateError as exc:
+                raise PusherUnreachable(
+                    f"TLS certificate of {self._where} not trusted: {exc.certificate_error}"
+                ) from None
+            except aiohttp.ClientConnectorSSLError as exc:
+                raise PusherUnreachable(f"TLS handshake with {self._where} failed: {exc}") from None
+            except aiohttp.ClientConnectorError as exc:
+                # Nothing reached Pusher: safe to try again while time remains.
+                reason = self._describe_connect_error(exc)
+                pause = _backoff(attempt)
+                if deadline - loop.time() > pause:
+                    logger.debug("connect to %s failed (%s); retrying", self._where, reason)
+                    attempt += 1
+                    await asyncio.sleep(pause)
+                    continue
+                raise PusherUnreachable(
+                    f"could not connect to Pusher at {self._where}: {reason}"
+                    + (f" (after {attempt + 1} attempts)" if attempt else "")
+                ) from None
+            except TimeoutError:
+                raise PusherUnknownOutcome(
+                    f"no answer from Pusher at {self._where} within {self.options.timeout:g} s"
+                    + ("; the event may or may not have been published, so it was not retried"
+                       if is_write else "")
+                ) from None
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
+                    aiohttp.ClientPayloadError) as exc:
+                if not is_write and deadline - loop.time() > BACKOFF_FIRST:
+                    attempt += 1
+                    await asyncio.sleep(_backoff(attempt))
+                    continue
+                raise PusherUnknownOutcome(
+                    f"connection to Pusher at {self._where} lost before the answer "
+                    f"({type(exc).__name__}); the event may or may not have been published, "
+                    "so it was not retried"
+                ) from None
+            except aiohttp.ClientError as exc:
+                raise PusherUnreachable(
+                    f"request to Pusher at {self._where} failed: {type(exc).__name__}"
+                ) from None
+            if status == 200 or status == 202:
+                try:
+                    return json.loads(body) if body else {}
+                except ValueError:
+                    raise PusherHTTPError(status, "answer is not JSON: " + body) from None
+            if status >= 500 and not is_write and deadline - loop.time() > BACKOFF_FIRST:
+                attempt += 1
+                await asyncio.sleep(_backoff(attempt))
+                continue
+            raise PusherHTTPError(status, body)
+
+    def _describe_connect_error(self, exc: aiohttp.ClientConnectorError) -> str:
+        if isinstance(exc, aiohttp.ClientProxyConnectionError):
+            return f"proxy {redact_url(self.options.proxy or '')} unreachable ({exc.os_error.strerror or exc.os_error})"
+        os_error = exc.os_error
+        if isinstance(os_error, ConnectionRefusedError):
+            return "connection refused"
+        return str(os_error.strerror or os_error) or type(os_error).__name__
+
+
+class SDKBackend:
+    """The SDK's ``backend`` hook: hands each signed request to a shared ``Transport``."""
+
+    def __init__(self, client: Any, transport: Transport) -> None:
+        self.client = client
+        self.transport = transport
+
+    def send_request(self, request: Request) -> Any:
+        return self.transport.send(request)
