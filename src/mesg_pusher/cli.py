@@ -53,8 +53,11 @@ async def serve(settings: ServiceSettings, pusher_settings: PusherSettings) -> N
         if stop.is_set():
             logger.warning("second %s: exiting now", signal.Signals(signum).name)
             os._exit(128 + signum)
-        logger.info("%s: finishing in-flight executions (grace %g s)",
-                    signal.Signals(signum).name, settings.grace_period)
+        logger.info(
+            "%s: finishing in-flight executions (grace %g s)",
+            signal.Signals(signum).name,
+            settings.grace_period,
+        )
         stop.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -88,8 +91,12 @@ def run_service() -> int:
         logger.error("cannot start: %s", exc)
         return 2
     configure_logging(settings.log_level, pusher_settings.secrets)
-    logger.info("mesg-pusher starting: engine %s, definition %s, concurrency %d",
-                settings.endpoint, path, settings.concurrency)
+    logger.info(
+        "mesg-pusher starting: engine %s, definition %s, concurrency %d",
+        settings.endpoint,
+        path,
+        settings.concurrency,
+    )
     try:
         pusher_settings.resolve({})
     except (ConfigError, InputError) as exc:
@@ -103,8 +110,8 @@ def _subcommands() -> dict[str, Callable[[list[str]], int]]:
 
     commands: dict[str, Callable[[list[str]], int]] = {"engine": engine_main}
     try:
-        from mesg_pusher.harness.demo import main as demo_main
         from mesg_pusher.harness.bench import main as bench_main
+        from mesg_pusher.harness.demo import main as demo_main
     except ImportError:
         pass
     else:

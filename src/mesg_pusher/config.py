@@ -54,9 +54,7 @@ def parse_bool(value: Any, name: str, variable: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    raise ConfigError(
-        f"{_source(name, variable)} must be true or false (or 1/0, yes/no), not {value!r}"
-    )
+    raise ConfigError(f"{_source(name, variable)} must be true or false (or 1/0, yes/no), not {value!r}")
 
 
 def parse_int(value: Any, name: str, variable: str, low: int, high: int) -> int:
@@ -122,9 +120,7 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
     def get(name: str) -> Any:
         return _clean(values.get(name))
 
-    missing = [
-        name for name in ("appId", "key", "secret") if not isinstance(get(name), str)
-    ]
+    missing = [name for name in ("appId", "key", "secret") if not isinstance(get(name), str)]
     for name in missing:
         if get(name) is not None:
             raise ConfigError(f"{_source(name, VARIABLES[name])} must be a string")
@@ -151,20 +147,20 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
 
     use_tls = True if get("useTLS") is None else parse_bool(get("useTLS"), "useTLS", VARIABLES["useTLS"])
     keep_alive = (
-        True if get("keepAlive") is None
+        True
+        if get("keepAlive") is None
         else parse_bool(get("keepAlive"), "keepAlive", VARIABLES["keepAlive"])
     )
     port = None if get("port") is None else parse_int(get("port"), "port", "PUSHER_PORT", 1, 65535)
     timeout_ms = (
-        DEFAULT_TIMEOUT_MS if get("timeout") is None
+        DEFAULT_TIMEOUT_MS
+        if get("timeout") is None
         else parse_int(get("timeout"), "timeout", "PUSHER_TIMEOUT", 1, MAX_TIMEOUT_MS)
     )
     proxy = get("proxy")
     if proxy is not None:
         if not isinstance(proxy, str) or not proxy.strip().lower().startswith(("http://", "https://")):
-            raise ConfigError(
-                f"{_source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL"
-            )
+            raise ConfigError(f"{_source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL")
         proxy = proxy.strip()
     return PusherOptions(
         app_id=app_id,
@@ -203,8 +199,7 @@ class PusherSettings:
     def resolve(self, inputs: Mapping[str, Any]) -> PusherOptions:
         """Options for one execution: its connection inputs over the environment."""
         overrides = tuple(
-            (name, value) for name in CONNECTION_INPUTS
-            if (value := _clean(inputs.get(name))) is not None
+            (name, value) for name in CONNECTION_INPUTS if (value := _clean(inputs.get(name))) is not None
         )
         try:
             return self._resolve(overrides)
@@ -227,9 +222,7 @@ def secrets_in(values: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def merged_environment(
-    cwd: Path | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def merged_environment(cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """``.env`` values (if the file exists) overlaid by the process environment."""
     path = (cwd or Path.cwd()) / ".env"
     merged: dict[str, str] = {}

@@ -77,8 +77,12 @@ class Outbox:
         if len(self._pending) >= self._max_pending:
             lost = self._pending.popleft()
             self.dropped += 1
-            logger.error("result queue full (%d): dropped the oldest, execution %s (%d so far)",
-                         self._max_pending, b58encode(lost.hash), self.dropped)
+            logger.error(
+                "result queue full (%d): dropped the oldest, execution %s (%d so far)",
+                self._max_pending,
+                b58encode(lost.hash),
+                self.dropped,
+            )
         self._pending.append(result)
         if self._retrying is None or self._retrying.done():
             self._retrying = asyncio.get_running_loop().create_task(self._retry())
@@ -96,8 +100,9 @@ class Outbox:
                 delay = min(RETRY_CAP, RETRY_FIRST * 2**attempt) * random.uniform(0.5, 1.0)
                 attempt += 1
                 if attempt == 1 or attempt % 10 == 0:
-                    logger.warning("engine away: %d results held; retrying (attempt %d)",
-                                   len(self._pending), attempt)
+                    logger.warning(
+                        "engine away: %d results held; retrying (attempt %d)", len(self._pending), attempt
+                    )
                 await asyncio.sleep(delay)
                 continue
             else:

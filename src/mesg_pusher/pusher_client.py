@@ -74,4 +74,3 @@ class ClientPool:
         self._clients.clear()
         transports, self._transports = list(self._transports.values()), {}
         await asyncio.gather(*(t.close() for t in transports), *self._closing)
-

@@ -117,11 +117,17 @@ class Transport:
             except TimeoutError:
                 raise PusherUnknownOutcome(
                     f"no answer from Pusher at {self._where} within {self.options.timeout:g} s"
-                    + ("; the event may or may not have been published, so it was not retried"
-                       if is_write else "")
+                    + (
+                        "; the event may or may not have been published, so it was not retried"
+                        if is_write
+                        else ""
+                    )
                 ) from None
-            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError,
-                    aiohttp.ClientPayloadError) as exc:
+            except (
+                aiohttp.ClientOSError,
+                aiohttp.ServerDisconnectedError,
+                aiohttp.ClientPayloadError,
+            ) as exc:
                 if not is_write and deadline - loop.time() > BACKOFF_FIRST:
                     attempt += 1
                     await asyncio.sleep(_backoff(attempt))
@@ -148,7 +154,8 @@ class Transport:
 
     def _describe_connect_error(self, exc: aiohttp.ClientConnectorError) -> str:
         if isinstance(exc, aiohttp.ClientProxyConnectionError):
-            return f"proxy {redact_url(self.options.proxy or '')} unreachable ({exc.os_error.strerror or exc.os_error})"
+            reason = exc.os_error.strerror or exc.os_error
+            return f"proxy {redact_url(self.options.proxy or '')} unreachable ({reason})"
         os_error = exc.os_error
         if isinstance(os_error, ConnectionRefusedError):
             return "connection refused"

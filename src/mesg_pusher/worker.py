@@ -33,7 +33,7 @@ STOPPING = "mesg-pusher is stopping: this execution was not started; create it a
 
 
 def reconnect_delay(attempt: int) -> float:
-    """Exponential backoff with jitter, capped: 0.2 s, 0.4 s, ... 5 s, each ×0.5–1."""
+    """Exponential backoff with jitter, capped: 0.2 s, 0.4 s, ... 5 s, each times 0.5 to 1."""
     return min(RECONNECT_CAP, RECONNECT_FIRST * 2**attempt) * random.uniform(0.5, 1.0)
 
 
@@ -82,9 +82,7 @@ class Worker:
         while True:
             try:
                 async with self.engine.subscribe() as stream:
-                    logger.info(
-                        "ready: subscribed to executions of instance on %s", self.engine.endpoint
-                    )
+                    logger.info("ready: subscribed to executions of instance on %s", self.engine.endpoint)
                     attempt = 0
                     async for execution in stream:
                         self._accept(execution)
@@ -93,8 +91,9 @@ class Worker:
                 logger.warning("%s", exc)
             delay = reconnect_delay(attempt)
             attempt += 1
-            logger.info("connecting to the engine at %s (attempt %d) in %.1f s",
-                        self.engine.endpoint, attempt, delay)
+            logger.info(
+                "connecting to the engine at %s (attempt %d) in %.1f s", self.engine.endpoint, attempt, delay
+            )
             await asyncio.sleep(delay)
 
     def _accept(self, execution: Execution) -> None:
@@ -116,7 +115,9 @@ class Worker:
         handler = self.handlers.get(execution.task_key)
         if handler is None:
             known = ", ".join(self.handlers)
-            return Result(execution.hash, error=f"unknown task {execution.task_key!r}; this service has: {known}")
+            return Result(
+                execution.hash, error=f"unknown task {execution.task_key!r}; this service has: {known}"
+            )
         began = time.perf_counter() if self._debug else 0.0
         try:
             outputs = await handler(self.context, execution.inputs)
@@ -126,13 +127,21 @@ class Worker:
             return Result(execution.hash, error=error)
         except Exception as exc:  # a bug of ours must cost one execution, not the service
             secrets = self._secrets + secrets_in(execution.inputs)
-            logger.error("execution %s (%s) raised an unexpected error:\n%s", execution.id,
-                         execution.task_key, scrub("".join(traceback.format_exception(exc)), secrets))
+            logger.error(
+                "execution %s (%s) raised an unexpected error:\n%s",
+                execution.id,
+                execution.task_key,
+                scrub("".join(traceback.format_exception(exc)), secrets),
+            )
             name = type(exc).__name__
             return Result(execution.hash, error=f"internal error in mesg-pusher ({name}); see its log")
         if self._debug:
-            logger.debug("execution %s (%s) completed in %.1f ms", execution.id,
-                         execution.task_key, (time.perf_counter() - began) * 1000)
+            logger.debug(
+                "execution %s (%s) completed in %.1f ms",
+                execution.id,
+                execution.task_key,
+                (time.perf_counter() - began) * 1000,
+            )
         return Result(execution.hash, outputs=outputs)
 
     def _finished(self, execution: Execution, task: asyncio.Task[Result]) -> None:
@@ -144,10 +153,14 @@ class Worker:
         if len(self._recent) > RECENT_HASHES:
             self._recent.popitem(last=False)
         if task.cancelled():
-            result = Result(key, error=STOPPING) if not started else Result(
-                key,
-                error=f"mesg-pusher stopped before this execution finished (grace period "
-                f"{self.grace_period:g} s); whether Pusher received it is unknown",
+            result = (
+                Result(key, error=STOPPING)
+                if not started
+                else Result(
+                    key,
+                    error=f"mesg-pusher stopped before this execution finished (grace period "
+                    f"{self.grace_period:g} s); whether Pusher received it is unknown",
+                )
             )
         else:
             result = task.result()
@@ -157,8 +170,7 @@ class Worker:
     async def _shutdown(self) -> None:
         queued = [t for k, t in self._tasks.items() if k not in self._started]
         running = [t for k, t in self._tasks.items() if k in self._started]
-        logger.info("stopping: %d running, %d queued (answered as not started)",
-                    len(running), len(queued))
+        logger.info("stopping: %d running, %d queued (answered as not started)", len(running), len(queued))
         for task in queued:
             task.cancel()
         deadline = time.monotonic() + self.grace_period
@@ -167,11 +179,15 @@ class Worker:
             for task in late:
                 task.cancel()
             if late:
-                logger.warning("%d executions still running after the grace period; "
-                               "reported as interrupted", len(late))
+                logger.warning(
+                    "%d executions still running after the grace period; reported as interrupted", len(late)
+                )
         await asyncio.gather(*queued, *running, return_exceptions=True)
         undelivered = await self.outbox.drain(max(deadline - time.monotonic(), 5.0))
         logger.info(
             "stopped: %d completed, %d failed, %d duplicates ignored, %d results undelivered",
-            self.counts["completed"], self.counts["failed"], self.counts["duplicate"], undelivered,
+            self.counts["completed"],
+            self.counts["failed"],
+            self.counts["duplicate"],
+            undelivered,
         )

@@ -72,9 +72,7 @@ async def test_private_channel_needs_a_valid_signature(soketi: Soketi) -> None:
         good_auth = sign_private(app.key, app.secret, good.socket_id, channel)
         await good.subscribe(channel, auth=good_auth)
         with pytest.raises(PusherError) as refused:
-            await bad.subscribe(
-                channel, auth=sign_private(app.key, "wrong", bad.socket_id, channel)
-            )
+            await bad.subscribe(channel, auth=sign_private(app.key, "wrong", bad.socket_id, channel))
         assert refused.value.frame["event"] == "pusher:subscription_error"
         assert refused.value.data["status"] == 401
         # A signature made for another socket must not work either.

@@ -5,12 +5,14 @@ Enabled from tests/conftest.py with `pytest_plugins = ["tests.support.fixtures"]
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
 from mesg_pusher.harness.soketi import Soketi
+from mesg_pusher.local_engine.app import Application
+from tests.support.stack import Stack, running_stack
 
 SoketiFactory = Callable[..., Soketi]
 
@@ -41,3 +43,23 @@ def soketi_factory() -> Iterator[SoketiFactory]:
     yield make
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(soketi: Soketi) -> Iterator[Stack]:
+    """soketi, the local engine and the service, shared by a test module."""
+    with running_stack(soketi) as running:
+        yield running
+
+
+@pytest.fixture
+async def app(stack: Stack) -> AsyncIterator[Application]:
+    """A MESG application connected to the stack's engine."""
+    async with Application.connect(stack.engine.endpoint) as application:
+        yield application
+
+
+@pytest.fixture
+async def pusher_instance(app: Application) -> bytes:
+    """The instance hash of com.mesg.pusher, resolved as an application does."""
+    return await app.resolve("com.mesg.pusher")

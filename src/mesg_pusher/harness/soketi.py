@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+
 def _find_soketi() -> Path:
     """``$SOKETI_BIN``, else ``node_modules/.bin/soketi`` in the working directory or the
     checkout this module runs from (``npm ci`` at the repository root puts it there)."""
@@ -32,6 +33,7 @@ def _find_soketi() -> Path:
         if candidate.exists():
             return candidate
     return Path.cwd() / "node_modules" / ".bin" / "soketi"
+
 
 HOST = "127.0.0.1"
 
@@ -207,8 +209,7 @@ class Soketi:
                     pass
             if time.monotonic() > deadline:
                 raise SoketiError(
-                    f"soketi not ready on {self.http_url} after {self.startup_timeout}s:\n"
-                    + self._tail()
+                    f"soketi not ready on {self.http_url} after {self.startup_timeout}s:\n" + self._tail()
                 )
             time.sleep(0.05)
 

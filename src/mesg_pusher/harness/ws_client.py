@@ -33,9 +33,7 @@ def _hmac_hex(secret: str, message: str) -> str:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def sign_private(
-    key: str, secret: str, socket_id: str, channel: str, channel_data: str | None = None
-) -> str:
+def sign_private(key: str, secret: str, socket_id: str, channel: str, channel_data: str | None = None) -> str:
     """`auth` for private-/presence-: key:hex(hmac_sha256(secret, "sid:channel[:data]"))."""
     message = f"{socket_id}:{channel}" + (f":{channel_data}" if channel_data is not None else "")
     return f"{key}:{_hmac_hex(secret, message)}"

@@ -56,9 +56,7 @@ def channel_name(value: Any, label: str = "'channel'") -> str:
     if not isinstance(value, str) or not value:
         raise InputError(f"input {label} must be a non-empty string, not {_type_name(value)}")
     if len(value) > MAX_CHANNEL_NAME:
-        raise InputError(
-            f"input {label} is {len(value)} characters long; Pusher allows {MAX_CHANNEL_NAME}"
-        )
+        raise InputError(f"input {label} is {len(value)} characters long; Pusher allows {MAX_CHANNEL_NAME}")
     if not _CHANNEL.match(value):
         bad = sorted({c for c in value if not _CHANNEL.match(c)})
         raise InputError(
@@ -83,8 +81,7 @@ def socket_id(inputs: Mapping[str, Any], key: str = "socket_id", *, where: str =
     value = optional_string(inputs, key, where=where)
     if value is not None and not _SOCKET_ID.match(value):
         raise InputError(
-            f"input '{where}{key}' must look like 123.456 (the client's socket_id), "
-            f"not {value[:40]!r}"
+            f"input '{where}{key}' must look like 123.456 (the client's socket_id), not {value[:40]!r}"
         )
     return value
 

@@ -1,0 +1,1 @@
+"""Local stand-ins and drivers shared by the tests, the demo and the benchmark."""

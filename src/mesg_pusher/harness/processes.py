@@ -1,0 +1,205 @@
+"""Child processes of a local setup: the local engine and the service, each stopped exactly."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+class ProcessError(RuntimeError):
+    """A child process did not start, or did not stop as asked."""
+
+
+class Child:
+    """One child process whose output goes to a file (a pipe could fill up and stall it)."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.log_path = Path(tempfile.mkstemp(prefix=f"mesg-pusher-{name}-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, stdout: int | None = None) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdout=stdout if stdout is not None else log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, signum: int) -> None:
+        if self.running:
+            assert self.proc is not None
+            self.proc.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ProcessError(f"{self.name} still running after {timeout:g} s") from None
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``; the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.running:
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment, minus anything that would configure a child behind our back."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PUSHER_", "MESG_")) and k != "LOG_LEVEL"}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class EngineProcess(Child):
+    """``python -m mesg_pusher.local_engine`` on a loopback port; knows the instance token."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        env: Mapping[str, str] | None = None,
+        mesg_yml: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.instance_env = dict(env or {})
+        argv = [sys.executable, "-m", "mesg_pusher.local_engine", "--port", str(port)]
+        if mesg_yml is not None:
+            argv += ["--mesg-yml", str(mesg_yml)]
+        for key, value in self.instance_env.items():
+            argv += ["--env", f"{key}={value}"]
+        super().__init__("engine", [*argv, *extra_args], python_env())
+        self.endpoint = ""
+        self.token = ""
+        self.port = port
+
+    def start(self, timeout: float = 20.0) -> EngineProcess:  # type: ignore[override]
+        super().start(stdout=subprocess.PIPE)
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        buffer = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buffer += chunk
+                for line in buffer.decode(errors="replace").splitlines():
+                    if line.startswith("READY "):
+                        fields = dict(part.split("=", 1) for part in line.split()[1:])
+                        self.endpoint, self.token = fields["endpoint"], fields["token"]
+                        self.port = int(self.endpoint.rsplit(":", 1)[1])
+                        return self
+            elif self.proc.poll() is not None:
+                break
+        self.kill()
+        raise ProcessError(f"local engine did not become ready:\n{self.log()[-3000:]}")
+
+    def restart(self, timeout: float = 20.0) -> EngineProcess:
+        """Start again on the same port, with the same instance (same token)."""
+        token = self.token
+        self.argv[self.argv.index("--port") + 1] = str(self.port)
+        self.start(timeout)
+        if self.token != token:
+            raise ProcessError("restarted engine has another instance hash")
+        return self
+
+
+class ServiceProcess(Child):
+    """The real service, started as the engine starts it: ``python -m mesg_pusher``."""
+
+    def __init__(
+        self,
+        engine: EngineProcess,
+        env: Mapping[str, str] | None = None,
+        cwd_env: Mapping[str, str] | None = None,
+    ) -> None:
+        variables = {**engine.instance_env, **(env or {})}
+        super().__init__(
+            "service",
+            [sys.executable, "-m", "mesg_pusher"],
+            python_env(
+                {"MESG_ENDPOINT": engine.endpoint, "MESG_TOKEN": engine.token, **variables, **(cwd_env or {})}
+            ),
+        )
+
+    def wait_for_log(self, text: str, timeout: float = 20.0, after: int = 0) -> None:
+        """Wait until ``text`` appears in the log after offset ``after`` (or the process dies)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log()[after:]:
+                return
+            if not self.running:
+                raise ProcessError(
+                    f"service exited ({self.proc and self.proc.returncode}):\n{self.log()[-3000:]}"
+                )
+            time.sleep(0.05)
+        raise ProcessError(f"service log never showed {text!r}:\n{self.log()[-3000:]}")
+
+    def start_ready(self, timeout: float = 20.0) -> ServiceProcess:
+        offset = len(self.log())
+        self.start()
+        self.wait_for_log("ready: subscribed", timeout, after=offset)
+        return self
+
+
+def terminate_all(children: Sequence[Child]) -> None:
+    """Stop children in reverse start order; used by fixtures' teardown."""
+    for child in reversed(children):
+        try:
+            child.stop()
+        except Exception:
+            child.kill()
+
+
+__all__ = [
+    "Child",
+    "EngineProcess",
+    "ProcessError",
+    "ServiceProcess",
+    "python_env",
+    "signal",
+    "terminate_all",
+]
