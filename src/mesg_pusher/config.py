@@ -7,6 +7,8 @@ as unset, because the engine passes mesg.yml's ``PUSHER_APP_ID=`` defaults as em
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
@@ -33,6 +35,7 @@ VARIABLES: Mapping[str, str] = {
     "proxy": "PUSHER_PROXY",
     "timeout": "PUSHER_TIMEOUT",
     "keepAlive": "PUSHER_KEEP_ALIVE",
+    "encryptionMasterKeyBase64": "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
 }
 CONNECTION_INPUTS = tuple(VARIABLES)
 
@@ -41,6 +44,8 @@ MAX_TIMEOUT_MS = 600_000
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
 _APP_ID = re.compile(r"^[0-9]+$")
+# PUSHER_URL, as Pusher's dashboard and Heroku add-on give it: http(s)://key:secret@host[:port]/apps/id
+_PUSHER_URL = re.compile(r"^(https?)://([^:@/]+):([^@/]+)@([^/:]+)(?::(\d+))?/apps/(\d+)/?$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 
 
@@ -85,13 +90,15 @@ class PusherOptions:
     proxy: str | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
     keep_alive: bool = True
+    encryption_master_key_base64: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         proxy = redact_url(self.proxy) if self.proxy else None
         return (
             f"PusherOptions(app_id={self.app_id!r}, key={self.key!r}, secret='***', "
             f"host={self.host!r}, use_tls={self.use_tls}, port={self.port}, proxy={proxy!r}, "
-            f"timeout={self.timeout}, keep_alive={self.keep_alive})"
+            f"timeout={self.timeout}, keep_alive={self.keep_alive}, "
+            f"encryption={'on' if self.encryption_master_key_base64 else 'off'})"
         )
 
     @property
@@ -103,8 +110,13 @@ class PusherOptions:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be shown: the app secret and the proxy URL's password."""
-        password = url_password(self.proxy) if self.proxy else None
-        return (self.secret, password) if password else (self.secret,)
+        return secrets_in(
+            {
+                "secret": self.secret,
+                "proxy": self.proxy,
+                "encryptionMasterKeyBase64": self.encryption_master_key_base64,
+            }
+        )
 
 
 def _clean(value: Any) -> Any:
@@ -162,6 +174,9 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
         if not isinstance(proxy, str) or not proxy.strip().lower().startswith(("http://", "https://")):
             raise ConfigError(f"{_source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL")
         proxy = proxy.strip()
+    master_key = get("encryptionMasterKeyBase64")
+    if master_key is not None:
+        master_key = parse_master_key(master_key)
     return PusherOptions(
         app_id=app_id,
         key=key,
@@ -172,18 +187,62 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
         proxy=proxy,
         timeout=timeout_ms / 1000,
         keep_alive=keep_alive,
+        encryption_master_key_base64=master_key,
     )
+
+
+def parse_master_key(value: Any) -> str:
+    """A base64 string that decodes to exactly 32 bytes (the end-to-end encryption master key)."""
+    where = _source("encryptionMasterKeyBase64", "PUSHER_ENCRYPTION_MASTER_KEY_BASE64")
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a base64 string")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{where} is not valid base64 (e.g. `openssl rand -base64 32`)") from None
+    if len(decoded) != 32:
+        raise ConfigError(f"{where} must decode to 32 bytes, not {len(decoded)}")
+    return value.strip()
+
+
+def parse_pusher_url(url: str) -> dict[str, Any]:
+    """Connection settings from ``PUSHER_URL``; a clear error (without the secret) if malformed."""
+    match = _PUSHER_URL.match(url.strip())
+    if not match:
+        raise ConfigError(
+            f"PUSHER_URL {redact_url(url)!r} is not of the form http(s)://key:secret@host[:port]/apps/APP_ID"
+        )
+    scheme, key, secret, host, port, app_id = match.groups()
+    values: dict[str, Any] = {
+        "appId": app_id,
+        "key": key,
+        "secret": secret,
+        "host": host,
+        "useTLS": scheme == "https",
+    }
+    if port:
+        values["port"] = port
+    return values
 
 
 class PusherSettings:
     """The environment layer of Pusher settings, read once; resolves each execution's options."""
 
     def __init__(self, environment: Mapping[str, str]) -> None:
-        self._base = {
-            name: value
+        url = _clean(environment.get("PUSHER_URL"))
+        # PUSHER_URL sits below the individual variables: they override its parts.
+        self._url_error: ConfigError | None = None
+        self._base: dict[str, Any] = {}
+        if url is not None:
+            try:
+                self._base.update(parse_pusher_url(url))
+            except ConfigError as exc:
+                self._url_error = exc
+        self._base.update(
+            (name, value)
             for name, variable in VARIABLES.items()
             if (value := _clean(environment.get(variable))) is not None
-        }
+        )
         self._resolve = lru_cache(maxsize=256)(self._resolve_uncached)
 
     @classmethod
@@ -208,15 +267,19 @@ class PusherSettings:
             raise InputError(f"input {name!r} must be a single value, not a list or object") from None
 
     def _resolve_uncached(self, overrides: tuple[tuple[str, Any], ...]) -> PusherOptions:
+        if self._url_error is not None:
+            raise self._url_error
         return build_options({**self._base, **dict(overrides)})
 
 
 def secrets_in(values: Mapping[str, Any]) -> tuple[str, ...]:
     """The app secret and proxy password among connection settings or inputs, if strings."""
-    found = []
-    secret, proxy = values.get("secret"), values.get("proxy")
-    if isinstance(secret, str) and secret:
-        found.append(secret)
+    found = [
+        value
+        for name in ("secret", "encryptionMasterKeyBase64")
+        if isinstance(value := values.get(name), str) and value
+    ]
+    proxy = values.get("proxy")
     if isinstance(proxy, str) and (password := url_password(proxy)):
         found.append(password)
     return tuple(found)

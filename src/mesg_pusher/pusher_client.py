@@ -7,9 +7,11 @@ import contextlib
 import logging
 import ssl
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
+from typing import Any
 
 import pusher
+from pusher.http import Request
 
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError
@@ -57,6 +59,7 @@ class ClientPool:
                 host=options.host,
                 port=options.port,
                 timeout=options.timeout,
+                encryption_master_key_base64=options.encryption_master_key_base64,
                 backend=SDKBackend,
                 transport=transport,
             )
@@ -74,3 +77,21 @@ class ClientPool:
         self._clients.clear()
         transports, self._transports = list(self._transports.values()), {}
         await asyncio.gather(*(t.close() for t in transports), *self._closing)
+
+
+def send_signed(client: pusher.Pusher, method: str, path: str, params: dict[str, Any]) -> Awaitable[Any]:
+    """Sign a request the SDK has no method for (or builds wrongly) with the SDK's own signing.
+
+    Used for ``info`` on trigger (the SDK cannot send it) and for terminate_connections (the
+    SDK 3.3.4 drops the ``/apps/{id}`` prefix the API documents).
+    """
+    inner = client._pusher_client  # the SDK keeps its REST client here
+    with sdk_errors():
+        request = Request(inner, method, path, params)
+    result: Awaitable[Any] = inner.http.send_request(request)
+    return result
+
+
+def with_params(client: pusher.Pusher, request: Request, extra: dict[str, Any]) -> Awaitable[Any]:
+    """Resend an SDK-built request with extra body parameters, signed again by the SDK."""
+    return send_signed(client, request.method, request.path, {**request.params, **extra})

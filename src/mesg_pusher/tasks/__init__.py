@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from mesg_pusher.definition import ServiceDefinition
 from mesg_pusher.errors import ConfigError
-from mesg_pusher.tasks import publish, query
+from mesg_pusher.tasks import auth, publish, query
 from mesg_pusher.tasks.context import Handler, Outputs, TaskContext
 
 TASKS: Mapping[str, Handler] = {
@@ -14,6 +14,11 @@ TASKS: Mapping[str, Handler] = {
     "triggerBatch": publish.trigger_batch,
     "channels": query.channels,
     "channel": query.channel,
+    "users": query.users,
+    "terminateUserConnections": auth.terminate_user_connections,
+    "sendToUser": publish.send_to_user,
+    "authorizeChannel": auth.authorize_channel,
+    "authenticateUser": auth.authenticate_user,
 }
 
 

@@ -1,16 +1,39 @@
-"""Tasks that publish: ``trigger`` and ``triggerBatch``."""
+"""Tasks that publish: ``trigger``, ``triggerBatch`` and ``sendToUser``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from mesg_pusher.errors import InputError
-from mesg_pusher.pusher_client import sdk_errors
+from pusher.crypto import encrypt, is_encrypted_channel
+
+from mesg_pusher.errors import InputError, PusherHTTPError
+from mesg_pusher.pusher_client import sdk_errors, with_params
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.context import Outputs, TaskContext
 
 SENT: Outputs = {"message": "sent"}
+
+
+def _check_encryption(channels: list[str], has_key: bool) -> None:
+    encrypted = [c for c in channels if is_encrypted_channel(c)]
+    if encrypted and len(channels) > 1:
+        raise InputError(
+            f"channel {encrypted[0]!r} is end-to-end encrypted: Pusher accepts one channel per "
+            "encrypted trigger; trigger it on its own"
+        )
+    if encrypted and not has_key:
+        raise InputError(
+            f"channel {encrypted[0]!r} is end-to-end encrypted: set PUSHER_ENCRYPTION_MASTER_KEY_BASE64 "
+            "(or the encryptionMasterKeyBase64 input)"
+        )
+
+
+def _answer(answer: Any, key: str) -> Any:
+    if not isinstance(answer, dict) or key not in answer:
+        raise PusherHTTPError(200, f"answer has no {key!r}: {str(answer)[:200]}")
+    return answer[key]
 
 
 async def trigger(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
@@ -19,11 +42,20 @@ async def trigger(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     data = check.encode_data(inputs)
     channels = check.channel_list(inputs)
     socket_id = check.socket_id(inputs)
-    client = ctx.client(inputs)
+    info = check.optional_string(inputs, "info")
+    options = ctx.settings.resolve(inputs)
+    _check_encryption(channels, options.encryption_master_key_base64 is not None)
+    client = ctx.pool.get(options)
+    if info is None:
+        with sdk_errors():
+            pending = client.trigger(channels, name, data, socket_id)
+        await pending
+        return dict(SENT)
+    # The SDK cannot send `info`; let it build (and encrypt) the request, then add it.
     with sdk_errors():
-        pending = client.trigger(channels, name, data, socket_id)
-    await pending
-    return dict(SENT)
+        request = client._pusher_client.trigger.make_request(channels, name, data, socket_id)
+    answer = await with_params(client, request, {"info": info})
+    return {**SENT, "channels": _answer(answer, "channels")}
 
 
 def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -43,9 +75,12 @@ def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
             "name": check.event_name(item, where=where),
             "data": check.encode_data(item, where=where),
         }
-        socket_id = check.socket_id(item, where=where)
-        if socket_id is not None:
-            event["socket_id"] = socket_id
+        for key, value in (
+            ("socket_id", check.socket_id(item, where=where)),
+            ("info", check.optional_string(item, "info", where=where)),
+        ):
+            if value is not None:
+                event[key] = value
         events.append(event)
     return events
 
@@ -53,10 +88,30 @@ def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
 async def trigger_batch(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """1 to 10 events in one call; answers only once Pusher accepted them all."""
     events = batch_events(inputs)
-    client = ctx.client(inputs)
+    options = ctx.settings.resolve(inputs)
+    client = ctx.pool.get(options)
+    for event in events:
+        if is_encrypted_channel(event["channel"]):
+            _check_encryption([event["channel"]], options.encryption_master_key_base64 is not None)
+            key = client._pusher_client._encryption_master_key
+            event["data"] = json.dumps(encrypt(event["channel"], event["data"], key), ensure_ascii=False)
     with sdk_errors():
         # Data is already a string within Pusher's limit; the SDK's own size check counts
         # Python object overhead and would refuse events Pusher accepts.
         pending = client.trigger_batch(events, already_encoded=True)
+    answer = await pending
+    if any("info" in event for event in events):
+        return {**SENT, "batch": _answer(answer, "batch")}
+    return dict(SENT)
+
+
+async def send_to_user(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
+    """An event to every connection of one signed-in user (``#server-to-user-{id}``)."""
+    user_id = check.user_id(inputs)
+    name = check.event_name(inputs)
+    data = check.encode_data(inputs)
+    client = ctx.client(inputs)
+    with sdk_errors():
+        pending = client.send_to_user(user_id, name, data)
     await pending
     return dict(SENT)

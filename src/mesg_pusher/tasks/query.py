@@ -1,4 +1,4 @@
-"""Tasks that read channel state: ``channels`` and ``channel``."""
+"""Tasks that read channel state: ``channels``, ``channel`` and ``users``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from mesg_pusher.pusher_client import sdk_errors
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.context import Outputs, TaskContext
 
-CHANNEL_ATTRIBUTES = ("occupied", "user_count", "subscription_count")
+COUNTS = ("user_count", "subscription_count")
 
 
 def _object(answer: Any, what: str) -> dict[str, Any]:
@@ -23,9 +23,22 @@ def _attributes(info: str | None) -> list[str]:
     return [a.strip() for a in info.split(",") if a.strip()] if info else []
 
 
+def query(inputs: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+    """Query parameters from first-class inputs, or from the original ``params`` object."""
+    params = check.params(inputs, names)
+    for name in names:
+        value = check.optional_string(inputs, name)
+        if value is None:
+            continue
+        if name in params and params[name] != value:
+            raise InputError(f"input '{name}' and 'params.{name}' differ; give only '{name}'")
+        params[name] = value
+    return params
+
+
 async def channels(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """The occupied channels, optionally filtered by prefix, with attributes when asked."""
-    params = check.params(inputs, ("filter_by_prefix", "info"))
+    params = query(inputs, ("filter_by_prefix", "info"))
     client = ctx.client(inputs)
     with sdk_errors():
         pending = client.channels_info(params.get("filter_by_prefix"), _attributes(params.get("info")))
@@ -47,16 +60,30 @@ def _channel_input(inputs: Mapping[str, Any]) -> str:
 
 
 async def channel(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
-    """Whether one channel is occupied, with the counts asked for in ``params.info``."""
+    """Whether one channel is occupied, with the attributes asked for in ``info``."""
     name = _channel_input(inputs)
-    params = check.params(inputs, ("info",))
+    params = query(inputs, ("info",))
     client = ctx.client(inputs)
     with sdk_errors():
         pending = client.channel_info(name, _attributes(params.get("info")))
     answer = _object(await pending, "channel")
     outputs: Outputs = {"occupied": bool(answer.get("occupied", False))}
-    for key in CHANNEL_ATTRIBUTES[1:]:
+    for key in COUNTS:
         value = answer.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             outputs[key] = value
+    if isinstance(answer.get("cache"), dict):
+        outputs["cache"] = answer["cache"]
     return outputs
+
+
+async def users(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
+    """The users of a presence channel, each ``{id}``."""
+    name = check.channel_prefixed(inputs.get("channel"), ("presence-",), "users")
+    client = ctx.client(inputs)
+    with sdk_errors():
+        pending = client.users_info(name)
+    found = _object(await pending, "users").get("users", [])
+    if not isinstance(found, list):
+        raise PusherHTTPError(200, f"unexpected answer to users: {str(found)[:200]}")
+    return {"users": [{"id": str(user.get("id"))} for user in found if isinstance(user, dict)]}

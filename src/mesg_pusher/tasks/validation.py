@@ -14,6 +14,7 @@ MAX_CHANNELS = 100
 MAX_EVENT_NAME = 200
 MAX_CHANNEL_NAME = 164
 MAX_BATCH = 10
+MAX_USER_ID = 200
 _CHANNEL = re.compile(r"^[A-Za-z0-9_\-=@,.;]+$")
 _SOCKET_ID = re.compile(r"^\d+\.\d+$")
 
@@ -154,3 +155,22 @@ def params(inputs: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, str
             raise InputError(f"input 'params.{key}' must be a string, not {_type_name(item)}")
         result[key] = item
     return result
+
+
+def user_id(inputs: Mapping[str, Any], key: str = "user_id") -> str:
+    """A user id as Pusher accepts it: 1 to 200 characters of the channel-name alphabet."""
+    value = string(inputs, key)
+    if len(value) > MAX_USER_ID:
+        raise InputError(f"input '{key}' is {len(value)} characters long; Pusher allows {MAX_USER_ID}")
+    if not _CHANNEL.match(value):
+        raise InputError(f"input '{key}' {value[:80]!r} may only contain A-Z a-z 0-9 and _ - = @ , . ;")
+    return value
+
+
+def channel_prefixed(value: Any, prefixes: tuple[str, ...], task: str, label: str = "'channel'") -> str:
+    """A channel name that must start with one of ``prefixes`` for this task to make sense."""
+    name = channel_name(value, label)
+    if not name.startswith(prefixes):
+        kinds = " or ".join(f"{p}*" for p in prefixes)
+        raise InputError(f"{task} needs a {kinds} channel, not {name!r}")
+    return name
