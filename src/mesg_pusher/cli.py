@@ -7,15 +7,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environment
 from mesg_pusher.definition import load_definition, locate_definition
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.pusher_client import ClientPool
+from mesg_pusher.receive import ReceiveSettings, Receiving
 from mesg_pusher.redact import SecretFilter
-from mesg_pusher.tasks import TASKS, TaskContext, check_registry
+from mesg_pusher.tasks import TASKS, Handler, TaskContext, check_registry
 from mesg_pusher.worker import Worker
 
 logger = logging.getLogger("mesg_pusher")
@@ -44,7 +45,12 @@ def configure_logging(level: str, secrets: tuple[str, ...]) -> None:
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
 
 
-async def serve(settings: ServiceSettings, pusher_settings: PusherSettings) -> None:
+async def serve(
+    settings: ServiceSettings,
+    pusher_settings: PusherSettings,
+    handlers: Mapping[str, Handler] = TASKS,
+    receive_settings: ReceiveSettings | None = None,
+) -> None:
     """Run the worker until SIGTERM/SIGINT; a second signal exits at once."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -64,16 +70,20 @@ async def serve(settings: ServiceSettings, pusher_settings: PusherSettings) -> N
         loop.add_signal_handler(signum, on_signal, signum)
     engine = EngineClient(settings.endpoint, settings.instance_hash, settings.keepalive_ms)
     pool = ClientPool()
+    # The receiving side (issue 4): listener and webhook endpoint, when configured.
+    receiving = Receiving(engine, pusher_settings, receive_settings or ReceiveSettings())
     worker = Worker(
         engine,
-        TASKS,
-        TaskContext(pusher_settings, pool),
+        handlers,
+        TaskContext(pusher_settings, pool, receiving.listener),
         concurrency=settings.concurrency,
         grace_period=settings.grace_period,
     )
     try:
+        await receiving.start()
         await worker.run(stop)
     finally:
+        await receiving.stop()
         await pool.close()
         await engine.close()
 
@@ -84,6 +94,7 @@ def run_service() -> int:
     try:
         settings = ServiceSettings.from_environment(environment)
         pusher_settings = PusherSettings(environment)
+        receive_settings = ReceiveSettings.from_environment(environment)
         path = locate_definition()
         check_registry(load_definition(path))
     except (ConfigError, InputError, ValueError) as exc:
@@ -101,22 +112,23 @@ def run_service() -> int:
         pusher_settings.resolve({})
     except (ConfigError, InputError) as exc:
         logger.warning("no usable default Pusher settings (%s); executions must give them", exc)
-    asyncio.run(serve(settings, pusher_settings))
+    asyncio.run(serve(settings, pusher_settings, receive_settings=receive_settings))
     return 0
 
 
-def _subcommands() -> dict[str, Callable[[list[str]], int]]:
-    from mesg_pusher.local_engine import main as engine_main
+# Subcommand -> module whose main(argv) runs it; imported only when asked for.
+COMMANDS = {
+    "engine": "mesg_pusher.local_engine",
+    "demo": "mesg_pusher.harness.demo",
+    "bench": "mesg_pusher.harness.bench",
+}
 
-    commands: dict[str, Callable[[list[str]], int]] = {"engine": engine_main}
-    try:
-        from mesg_pusher.harness.bench import main as bench_main
-        from mesg_pusher.harness.demo import main as demo_main
-    except ImportError:
-        pass
-    else:
-        commands.update(demo=demo_main, bench=bench_main)
-    return commands
+
+def _command(name: str) -> Callable[[list[str]], int]:
+    import importlib
+
+    command: Callable[[list[str]], int] = importlib.import_module(COMMANDS[name]).main
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    commands = _subcommands()
-    if args[0] not in commands:
+    if args[0] not in COMMANDS:
         print(f"unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    return commands[args[0]](args[1:])
+    return _command(args[0])(args[1:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -257,19 +258,22 @@ class PusherSettings:
 
     def resolve(self, inputs: Mapping[str, Any]) -> PusherOptions:
         """Options for one execution: its connection inputs over the environment."""
+        # The type is part of the key: True == 1 == 1.0 would otherwise share a cache entry.
         overrides = tuple(
-            (name, value) for name in CONNECTION_INPUTS if (value := _clean(inputs.get(name))) is not None
+            (name, type(value).__name__, value)
+            for name in CONNECTION_INPUTS
+            if (value := _clean(inputs.get(name))) is not None
         )
         try:
             return self._resolve(overrides)
         except TypeError:  # an unhashable input (a list or object where a scalar belongs)
-            name = next(n for n, v in overrides if isinstance(v, list | dict))
+            name = next(n for n, _, v in overrides if isinstance(v, list | dict))
             raise InputError(f"input {name!r} must be a single value, not a list or object") from None
 
-    def _resolve_uncached(self, overrides: tuple[tuple[str, Any], ...]) -> PusherOptions:
+    def _resolve_uncached(self, overrides: tuple[tuple[str, str, Any], ...]) -> PusherOptions:
         if self._url_error is not None:
             raise self._url_error
-        return build_options({**self._base, **dict(overrides)})
+        return build_options({**self._base, **{name: value for name, _, value in overrides}})
 
 
 def secrets_in(values: Mapping[str, Any]) -> tuple[str, ...]:
@@ -291,7 +295,11 @@ def merged_environment(cwd: Path | None = None, environ: Mapping[str, str] | Non
     merged: dict[str, str] = {}
     if path.is_file():
         merged.update({k: v for k, v in dotenv_values(path).items() if v is not None})
-    merged.update(os.environ if environ is None else environ)
+    # An empty process variable (the engine passes mesg.yml's `PUSHER_APP_ID=`) must not hide
+    # a value from .env: empty counts as unset.
+    merged.update(
+        (k, v) for k, v in (os.environ if environ is None else environ).items() if v.strip() or k not in merged
+    )
     return merged
 
 
@@ -312,6 +320,8 @@ class ServiceSettings:
             raise ConfigError("MESG_PUSHER_CONCURRENCY must be from 1 to 10000")
         if not 0 <= self.grace_period <= 3600:
             raise ConfigError("MESG_PUSHER_GRACE_PERIOD must be from 0 to 3600 seconds")
+        if not 1_000 <= self.keepalive_ms <= 86_400_000:
+            raise ConfigError("MESG_PUSHER_KEEPALIVE_MS must be from 1000 to 86400000")
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> ServiceSettings:
@@ -334,9 +344,12 @@ class ServiceSettings:
             if raw is None:
                 return default
             try:
-                return float(raw)
+                value = float(raw)
             except ValueError:
-                raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+                value = math.nan
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a number, not {raw!r}")
+            return value
 
         return cls(
             endpoint=endpoint.strip(),

@@ -13,19 +13,18 @@ def redact_url(url: str) -> str:
     """The URL with any password (and user name) replaced, for logs and messages."""
     try:
         parts = urlsplit(url)
+        if parts.password is None and parts.username is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]  # keeps the port and IPv6 brackets as written
+        return urlunsplit((parts.scheme, f"{MASK}@{host}", parts.path, parts.query, parts.fragment))
     except ValueError:
         return MASK
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{MASK}@{host}", parts.path, parts.query, parts.fragment))
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every occurrence of each non-trivial secret masked."""
-    for secret in secrets:
+    # Longest first, so a secret that starts with another is masked whole.
+    for secret in sorted(secrets, key=len, reverse=True):
         if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, MASK)
     return text

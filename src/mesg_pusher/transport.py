@@ -42,6 +42,16 @@ def _backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2**attempt))
 
 
+async def _pause_fits(deadline: float, attempt: int) -> bool:
+    """Sleep before a retry if the pause and a little time to retry fit before the deadline."""
+    loop = asyncio.get_running_loop()
+    pause = _backoff(attempt)
+    if deadline - loop.time() <= pause + BACKOFF_FIRST:
+        return False
+    await asyncio.sleep(pause)
+    return True
+
+
 class Transport:
     """One pooled HTTP session for one set of ``PusherOptions``."""
 
@@ -128,10 +138,14 @@ class Transport:
                 aiohttp.ServerDisconnectedError,
                 aiohttp.ClientPayloadError,
             ) as exc:
-                if not is_write and deadline - loop.time() > BACKOFF_FIRST:
-                    attempt += 1
-                    await asyncio.sleep(_backoff(attempt))
+                attempt += 1
+                if not is_write and await _pause_fits(deadline, attempt):
                     continue
+                if not is_write:
+                    raise PusherUnreachable(
+                        f"connection to Pusher at {self._where} lost before the answer "
+                        f"({type(exc).__name__}), {attempt} times within {self.options.timeout:g} s"
+                    ) from None
                 raise PusherUnknownOutcome(
                     f"connection to Pusher at {self._where} lost before the answer "
                     f"({type(exc).__name__}); the event may or may not have been published, "
@@ -146,10 +160,10 @@ class Transport:
                     return json.loads(body) if body else {}
                 except ValueError:
                     raise PusherHTTPError(status, "answer is not JSON: " + body) from None
-            if status >= 500 and not is_write and deadline - loop.time() > BACKOFF_FIRST:
+            if status >= 500 and not is_write:
                 attempt += 1
-                await asyncio.sleep(_backoff(attempt))
-                continue
+                if await _pause_fits(deadline, attempt):
+                    continue
             raise PusherHTTPError(status, body)
 
     def _describe_connect_error(self, exc: aiohttp.ClientConnectorError) -> str:

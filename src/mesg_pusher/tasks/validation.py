@@ -15,8 +15,8 @@ MAX_EVENT_NAME = 200
 MAX_CHANNEL_NAME = 164
 MAX_BATCH = 10
 MAX_USER_ID = 200
-_CHANNEL = re.compile(r"^[A-Za-z0-9_\-=@,.;]+$")
-_SOCKET_ID = re.compile(r"^\d+\.\d+$")
+_CHANNEL = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
+_SOCKET_ID = re.compile(r"[0-9]+\.[0-9]+")
 
 
 def _type_name(value: Any) -> str:
@@ -58,8 +58,8 @@ def channel_name(value: Any, label: str = "'channel'") -> str:
         raise InputError(f"input {label} must be a non-empty string, not {_type_name(value)}")
     if len(value) > MAX_CHANNEL_NAME:
         raise InputError(f"input {label} is {len(value)} characters long; Pusher allows {MAX_CHANNEL_NAME}")
-    if not _CHANNEL.match(value):
-        bad = sorted({c for c in value if not _CHANNEL.match(c)})
+    if not _CHANNEL.fullmatch(value):
+        bad = sorted({c for c in value if not _CHANNEL.fullmatch(c)})
         raise InputError(
             f"input {label} {value[:80]!r} contains {''.join(bad)!r}; channel names may only "
             "contain A-Z a-z 0-9 and _ - = @ , . ;"
@@ -80,7 +80,7 @@ def event_name(inputs: Mapping[str, Any], key: str = "name", *, where: str = "")
 def socket_id(inputs: Mapping[str, Any], key: str = "socket_id", *, where: str = "") -> str | None:
     """An optional socket id, ``digits.digits`` as Pusher hands them to clients."""
     value = optional_string(inputs, key, where=where)
-    if value is not None and not _SOCKET_ID.match(value):
+    if value is not None and not _SOCKET_ID.fullmatch(value):
         raise InputError(
             f"input '{where}{key}' must look like 123.456 (the client's socket_id), not {value[:40]!r}"
         )
@@ -162,7 +162,7 @@ def user_id(inputs: Mapping[str, Any], key: str = "user_id") -> str:
     value = string(inputs, key)
     if len(value) > MAX_USER_ID:
         raise InputError(f"input '{key}' is {len(value)} characters long; Pusher allows {MAX_USER_ID}")
-    if not _CHANNEL.match(value):
+    if not _CHANNEL.fullmatch(value):
         raise InputError(f"input '{key}' {value[:80]!r} may only contain A-Z a-z 0-9 and _ - = @ , . ;")
     return value
 
