@@ -154,15 +154,13 @@ class ServiceProcess(Child):
         self,
         engine: EngineProcess,
         env: Mapping[str, str] | None = None,
-        cwd_env: Mapping[str, str] | None = None,
+        module: str = "mesg_pusher",
     ) -> None:
         variables = {**engine.instance_env, **(env or {})}
         super().__init__(
-            "service",
-            [sys.executable, "-m", "mesg_pusher"],
-            python_env(
-                {"MESG_ENDPOINT": engine.endpoint, "MESG_TOKEN": engine.token, **variables, **(cwd_env or {})}
-            ),
+            module.rsplit(".", 1)[-1],
+            [sys.executable, "-m", module],
+            python_env({"MESG_ENDPOINT": engine.endpoint, "MESG_TOKEN": engine.token, **variables}),
         )
 
     def wait_for_log(self, text: str, timeout: float = 20.0, after: int = 0) -> None:

@@ -1,0 +1,339 @@
+"""``mesg-pusher bench``: throughput, latency, CPU and memory, in one run, as separate processes.
+
+Processes: soketi, the local engine, the load generator (this process, with a WebSocket
+subscriber counting deliveries), and one service at a time: first the ceiling (same engine
+side, no Pusher call), then the real service. Ratios are taken within the run, so they hold
+on a noisy machine. The engine's CPU use is printed to show it is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesg_pusher.harness.measure import CpuMeter, memory_kb, open_sockets
+from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.soketi import Soketi
+from mesg_pusher.harness.ws_client import PusherWS
+from mesg_pusher.local_engine.app import Application
+
+
+@dataclass
+class Run:
+    """Figures of one load phase."""
+
+    name: str
+    count: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+async def load(
+    app: Application,
+    instance: bytes,
+    name: str,
+    total: int,
+    in_flight: int,
+    inputs: Callable[[int], tuple[str, dict[str, Any]]],
+    checkpoint: Callable[[int], None] | None = None,
+) -> Run:
+    """Run ``total`` executions, at most ``in_flight`` at once; each worker waits for its result."""
+    run = Run(name)
+    issued = 0
+
+    async def worker() -> None:
+        nonlocal issued
+        while issued < total:
+            index = issued
+            issued += 1
+            task, task_inputs = inputs(index)
+            began = time.perf_counter()
+            result = await app.execute_task_and_wait_result(instance, task, task_inputs, timeout=60)
+            run.latencies.append(time.perf_counter() - began)
+            run.count += 1
+            if not result.ok:
+                run.failed += 1
+                if len(run.errors) < 5:
+                    run.errors.append(result.error or "?")
+            if checkpoint is not None:
+                checkpoint(run.count)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    run.seconds = time.perf_counter() - began
+    return run
+
+
+def sdk_serial(soketi: Soketi, calls: int, channel: str) -> Run:
+    """The official SDK, its default (requests) backend, one call after another."""
+    import pusher
+
+    client = pusher.Pusher(
+        app_id=soketi.app.app_id,
+        key=soketi.app.key,
+        secret=soketi.app.secret,
+        ssl=False,
+        host=soketi.host,
+        port=soketi.port,
+    )
+    run = Run("raw SDK, serial")
+    began = time.perf_counter()
+    for i in range(calls):
+        t = time.perf_counter()
+        client.trigger(channel, "raw", {"i": i})
+        run.latencies.append(time.perf_counter() - t)
+        run.count += 1
+    run.seconds = time.perf_counter() - began
+    return run
+
+
+class Counter:
+    """A WebSocket subscriber counting the events that really arrived."""
+
+    def __init__(self, ws: PusherWS, channel: str) -> None:
+        self.ws, self.channel, self.received = ws, channel, 0
+
+    async def drain(self, expected: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.received < expected and time.monotonic() < deadline:
+            try:
+                await self.ws.next_event(channel=self.channel, timeout=max(0.1, deadline - time.monotonic()))
+                self.received += 1
+            except TimeoutError:
+                break
+        return self.received
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    figures: dict[str, Any] = {"machine": machine()}
+    with Soketi() as soketi:
+        env = {
+            "PUSHER_APP_ID": soketi.app.app_id,
+            "PUSHER_APP_KEY": soketi.app.key,
+            "PUSHER_APP_SECRET": soketi.app.secret,
+            "PUSHER_HOST": soketi.host,
+            "PUSHER_PORT": str(soketi.port),
+            "PUSHER_USE_TLS": "false",
+            "PUSHER_COALESCE": "false" if args.no_coalesce else "true",
+        }
+        engine = EngineProcess(env=env).start()
+        try:
+            async with Application.connect(engine.endpoint) as app:
+                instance = await app.resolve("com.mesg.pusher")
+                channel = f"bench-{uuid.uuid4().hex[:8]}"
+
+                def trigger(i: int) -> tuple[str, dict[str, Any]]:
+                    return "trigger", {"channel": channel, "name": "bench", "data": {"i": i, "text": "hello"}}
+
+                async def phase(module: str, body: Callable[[ServiceProcess], Awaitable[None]]) -> None:
+                    service = ServiceProcess(engine, module=module).start_ready()
+                    try:
+                        await body(service)
+                    finally:
+                        code = service.stop()
+                        if code != 0:
+                            raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
+
+                async def ceiling(service: ServiceProcess) -> None:
+                    await load(app, instance, "warm-up", min(500, args.executions), args.in_flight, trigger)
+                    cpu, engine_cpu = CpuMeter(service.pid), CpuMeter(engine.pid)
+                    cpu.start()
+                    engine_cpu.start()
+                    run = await load(
+                        app, instance, "ceiling, 64 in flight", args.executions, args.in_flight, trigger
+                    )
+                    cpu.stop()
+                    engine_cpu.stop()
+                    one = await load(app, instance, "ceiling, 1 in flight", args.latency_samples, 1, trigger)
+                    figures["ceiling"] = summary(run, cpu) | {
+                        "engine_core_use": round(engine_cpu.utilisation, 2)
+                    }
+                    figures["ceiling_1"] = summary(one)
+
+                async def service_phase(service: ServiceProcess) -> None:
+                    async with PusherWS(soketi.ws_url()) as ws:
+                        await ws.subscribe(channel)
+                        counter = Counter(ws, channel)
+                        reader = asyncio.create_task(counter.drain(10**9, 10**6))
+                        warm = min(500, args.executions)
+                        await load(app, instance, "warm-up", warm, args.in_flight, trigger)
+                        rss_marks: dict[int, int] = {}
+
+                        def mark(done: int) -> None:
+                            if done in (10_000, 50_000, args.executions):
+                                rss_marks[done] = memory_kb(service.pid)[0]
+
+                        cpu, engine_cpu = CpuMeter(service.pid), CpuMeter(engine.pid)
+                        cpu.start()
+                        engine_cpu.start()
+                        run = await load(
+                            app,
+                            instance,
+                            "service, 64 in flight",
+                            args.executions,
+                            args.in_flight,
+                            trigger,
+                            mark,
+                        )
+                        cpu.stop()
+                        engine_cpu.stop()
+                        one = await load(
+                            app, instance, "service, 1 in flight", args.latency_samples, 1, trigger
+                        )
+                        expected = warm + args.executions + args.latency_samples
+                        deadline = time.monotonic() + 10
+                        while counter.received < expected and time.monotonic() < deadline:
+                            await asyncio.sleep(0.05)
+                        reader.cancel()
+                        figures["service"] = summary(run, cpu) | {
+                            "engine_core_use": round(engine_cpu.utilisation, 2),
+                            "peak_rss_mb": round(memory_kb(service.pid)[1] / 1024, 1),
+                            "rss_mb_at": {k: round(v / 1024, 1) for k, v in sorted(rss_marks.items())},
+                            "sockets_open": open_sockets(service.pid),
+                        }
+                        figures["service_1"] = summary(one)
+                        figures["delivered"] = counter.received
+                        figures["created"] = expected
+                        figures["other_tasks"] = await other_tasks(app, instance, channel, args)
+
+                await phase("mesg_pusher.harness.ceiling", ceiling)
+                await phase("mesg_pusher", service_phase)
+                figures["sdk_serial"] = summary(sdk_serial(soketi, args.sdk_calls, channel))
+        finally:
+            engine.stop()
+    figures["ratios"] = ratios(figures)
+    return figures
+
+
+async def other_tasks(
+    app: Application, instance: bytes, channel: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Per-HTTP-call rate of the other tasks at the same concurrency."""
+    count = max(100, args.executions // 10)
+    batch = [{"channel": channel, "name": "b", "data": {"i": i}} for i in range(10)]
+    shapes: dict[str, Callable[[int], tuple[str, dict[str, Any]]]] = {
+        "triggerBatch (10 events)": lambda i: ("triggerBatch", {"batch": batch}),
+        "channels": lambda i: ("channels", {}),
+        "channel": lambda i: ("channel", {"channel": channel, "info": "subscription_count"}),
+    }
+    result = {}
+    for name, shape in shapes.items():
+        run = await load(app, instance, name, count, args.in_flight, shape)
+        result[name] = summary(run)
+    return result
+
+
+def summary(run: Run, cpu: CpuMeter | None = None) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "executions": run.count,
+        "failed": run.failed,
+        "per_s": round(run.rate, 1),
+        "p50_ms": round(run.percentile(50), 2),
+        "p99_ms": round(run.percentile(99), 2),
+    }
+    if run.errors:
+        figures["errors"] = run.errors
+    if cpu is not None:
+        figures["cpu_ms_per_execution"] = round(cpu.cpu * 1000 / max(run.count, 1), 3)
+        figures["core_use"] = round(cpu.utilisation, 2)
+    return figures
+
+
+def ratios(f: dict[str, Any]) -> dict[str, Any]:
+    ceiling, service = f["ceiling"], f["service"]
+    budget = 1.5 * f["sdk_serial"]["p50_ms"] + f["ceiling_1"]["p50_ms"]
+    return {
+        "throughput_vs_ceiling": round(service["per_s"] / ceiling["per_s"], 2) if ceiling["per_s"] else 0,
+        "latency_1_in_flight_p50_ms": f["service_1"]["p50_ms"],
+        "latency_budget_ms (1.5 x SDK call + ceiling round trip)": round(budget, 2),
+        "delivered/created": f"{f['delivered']}/{f['created']}",
+    }
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as file:
+            model = next(
+                (line.split(":", 1)[1].strip() for line in file if line.startswith("model name")), ""
+            )
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores {model}, Python {platform.python_version()}"
+
+
+def report(f: dict[str, Any]) -> str:
+    lines = [f"machine: {f['machine']}", ""]
+    rows = [
+        ("ceiling, 64 in flight", f["ceiling"]),
+        ("ceiling, 1 in flight", f["ceiling_1"]),
+        ("service, 64 in flight", f["service"]),
+        ("service, 1 in flight", f["service_1"]),
+        ("raw SDK, serial", f["sdk_serial"]),
+    ]
+    rows += [
+        (f"{k}, 64 in flight", v)
+        for k, v in f["service"].get("other_tasks", f.get("other_tasks", {})).items()
+    ]
+    lines.append(f"{'phase':34} {'exec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'cpu ms/exec':>12}")
+    for name, row in rows:
+        cpu = row.get("cpu_ms_per_execution", "")
+        lines.append(
+            f"{name:34} {row['per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['failed']:>7} {cpu!s:>12}"
+        )
+    s = f["service"]
+    lines += [
+        "",
+        f"service peak RSS: {s['peak_rss_mb']} MB; RSS at executions {s['rss_mb_at']}; sockets open {s['sockets_open']}",
+        f"engine core use: {f['ceiling']['engine_core_use']} (ceiling phase), {s['engine_core_use']} (service phase)",
+        f"service core use: {s['core_use']}; ceiling core use: {f['ceiling']['core_use']}",
+    ]
+    lines += [f"{k}: {v}" for k, v in f["ratios"].items()]
+    for row in (f["ceiling"], s, *f["other_tasks"].values()):
+        for error in row.get("errors", []):
+            lines.append(f"error: {error}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mesg-pusher bench", description=__doc__)
+    parser.add_argument("--executions", type=int, default=20_000, help="per throughput phase")
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--latency-samples", type=int, default=300, help="executions at 1 in flight")
+    parser.add_argument("--sdk-calls", type=int, default=300, help="raw SDK serial calls")
+    parser.add_argument("--no-coalesce", action="store_true", help="set PUSHER_COALESCE=false")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    args = parser.parse_args(argv)
+    figures = asyncio.run(bench(args))
+    print(report(figures))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    lost = figures["created"] - figures["delivered"]
+    failed = figures["service"]["failed"] + figures["ceiling"]["failed"]
+    failed += sum(row["failed"] for row in figures["other_tasks"].values())
+    if lost or failed:
+        print(f"FAILED: {lost} events lost, {failed} executions failed", file=sys.stderr)
+        return 1
+    return 0

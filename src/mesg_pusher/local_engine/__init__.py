@@ -1,0 +1,17 @@
+"""A local stand-in for MESG engine v0.16 (grpc.aio), for tests, the demo and benchmarks."""
+
+from mesg_pusher.local_engine.app import Application, ExecutionResult, ResolveError
+from mesg_pusher.local_engine.cli import main
+from mesg_pusher.local_engine.server import LocalEngine, start_engine
+from mesg_pusher.local_engine.state import EngineError, EngineState
+
+__all__ = [
+    "Application",
+    "EngineError",
+    "EngineState",
+    "ExecutionResult",
+    "LocalEngine",
+    "ResolveError",
+    "main",
+    "start_engine",
+]

@@ -1,0 +1,121 @@
+"""Start a local engine on a port, with the service deployed and one instance running."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+
+from mesg_pusher.base58 import b58encode
+from mesg_pusher.definition import ServiceDefinition, load_definition
+from mesg_pusher.local_engine.loader import create_service_request
+from mesg_pusher.local_engine.servicers import generic_handlers
+from mesg_pusher.local_engine.state import (
+    DEFAULT_MAX_FINISHED_EXECUTIONS,
+    DEFAULT_QUEUE_SIZE,
+    EngineState,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["LocalEngine", "start_engine"]
+
+_SERVER_OPTIONS = (
+    # Without this, gRPC on Linux lets a second engine bind the same port silently.
+    ("grpc.so_reuseport", 0),
+)
+
+
+@dataclass(eq=False)
+class LocalEngine:
+    """A running local engine; ``token`` is what the real engine puts in ``MESG_TOKEN``."""
+
+    endpoint: str
+    service_hash: bytes
+    instance_hash: bytes
+    state: EngineState
+    definition: ServiceDefinition
+    server: grpc.aio.Server
+
+    @property
+    def token(self) -> str:
+        """Base58 of the instance hash, the service's ``MESG_TOKEN``."""
+        return b58encode(self.instance_hash)
+
+    @property
+    def env(self) -> tuple[str, ...]:
+        """The instance's ``K=V`` env: mesg.yml defaults overridden by the given values."""
+        return self.state.instance_env(self.instance_hash)
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        """Stop serving; open streams end when the grace period is over."""
+        await self.server.stop(grace)
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+    async def __aenter__(self) -> LocalEngine:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+async def start_engine(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    definition: ServiceDefinition | Path | None = None,
+    env: Iterable[str] = (),
+    *,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    max_finished_executions: int = DEFAULT_MAX_FINISHED_EXECUTIONS,
+) -> LocalEngine:
+    """Serve mesg.api on ``host:port`` (0 picks a free port) and deploy ``definition``.
+
+    Like ``mesg-cli service:dev``: the service is created from the definition (default: the
+    mesg.yml found by ``locate_definition``) and one instance is started with ``env``
+    (``K=V`` overrides of the mesg.yml defaults). Raises ``OSError`` if the port is taken.
+    """
+    if not isinstance(definition, ServiceDefinition):
+        definition = load_definition(definition)
+    state = EngineState(queue_size=queue_size, max_finished_executions=max_finished_executions)
+    service_hash = state.create_service(create_service_request(definition))
+    instance_hash = state.create_instance(service_hash, env)
+
+    host = host.strip("[]")
+    server = grpc.aio.server(options=_SERVER_OPTIONS)
+    server.add_generic_rpc_handlers(generic_handlers(state))
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise OSError(f"local engine cannot listen on {address}: {exc}") from exc
+    if not bound:
+        raise OSError(f"local engine cannot listen on {address}")
+    await server.start()
+    endpoint = f"{_client_host(host)}:{bound}"
+    logger.debug("local engine listening on %s", endpoint)
+    return LocalEngine(
+        endpoint=endpoint,
+        service_hash=service_hash,
+        instance_hash=instance_hash,
+        state=state,
+        definition=definition,
+        server=server,
+    )
+
+
+def _client_host(host: str) -> str:
+    """The host a client on this machine dials for a server bound to ``host``."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host

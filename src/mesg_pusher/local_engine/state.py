@@ -1,0 +1,480 @@
+"""The local engine's memory: services, instances, executions, and the streams fed from them.
+
+All methods are synchronous and run on the event loop thread, so no locks are needed and a
+publish is one pass over the subscribers. Errors are ``EngineError`` carrying the gRPC status
+code the servicers answer with:
+
+- ``NOT_FOUND``: unknown service, instance or execution hash; unknown task or event key.
+- ``INVALID_ARGUMENT``: invalid inputs or event data, missing event key, malformed env,
+  an Update without a result.
+- ``FAILED_PRECONDITION``: an Update of an execution that is not InProgress.
+- ``ALREADY_EXISTS``: creating a service or instance that is already there.
+
+(The real engine v0.16 answers all of these with code UNKNOWN; only the texts are faithful.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import grpc
+
+from mesg_pusher._proto.mesg.api import event_pb2 as api_event_pb2
+from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution_pb2
+from mesg_pusher._proto.mesg.api import service_pb2 as api_service_pb2
+from mesg_pusher._proto.mesg.types import event_pb2 as types_event_pb2
+from mesg_pusher._proto.mesg.types import execution_pb2 as types_execution_pb2
+from mesg_pusher._proto.mesg.types import instance_pb2 as types_instance_pb2
+from mesg_pusher._proto.mesg.types import service_pb2 as types_service_pb2
+from mesg_pusher.base58 import b58encode
+from mesg_pusher.definition import (
+    ServiceDefinition,
+    TaskDefinition,
+    check_event_data,
+    check_task_inputs,
+    check_task_outputs,
+    go_quote,
+)
+from mesg_pusher.local_engine._struct import struct_to_dict
+from mesg_pusher.local_engine.loader import definition_from_service, service_message
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_MAX_FINISHED_EXECUTIONS",
+    "DEFAULT_QUEUE_SIZE",
+    "EngineError",
+    "EngineState",
+    "EventFilter",
+    "ExecutionFilter",
+    "Subscription",
+    "merge_env",
+]
+
+DEFAULT_QUEUE_SIZE = 100_000
+DEFAULT_MAX_FINISHED_EXECUTIONS = 100_000
+
+_Status = types_execution_pb2.Status
+IN_PROGRESS = types_execution_pb2.InProgress
+COMPLETED = types_execution_pb2.Completed
+FAILED = types_execution_pb2.Failed
+
+
+class EngineError(Exception):
+    """An engine refusal: the gRPC status code and the engine's message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionFilter:
+    """The engine's execution filter: statuses any-of (empty = all), the rest must equal."""
+
+    statuses: frozenset[int] = frozenset()
+    instance_hash: bytes = b""
+    task_key: str = ""
+    tags: tuple[str, ...] = ()
+
+    @classmethod
+    def from_proto(cls, message: api_execution_pb2.StreamExecutionRequest.Filter) -> ExecutionFilter:
+        task_key = message.taskKey
+        return cls(
+            statuses=frozenset(message.statuses),
+            instance_hash=message.instanceHash,
+            task_key="" if task_key == "*" else task_key,
+            tags=tuple(message.tags),
+        )
+
+    def matches(self, status: int, instance_hash: bytes, task_key: str, tags: Sequence[str]) -> bool:
+        if self.statuses and status not in self.statuses:
+            return False
+        if self.instance_hash and self.instance_hash != instance_hash:
+            return False
+        if self.task_key and self.task_key != task_key:
+            return False
+        return all(tag in tags for tag in self.tags)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The engine's event filter: each set field must equal (key ``*`` means any)."""
+
+    hash: bytes = b""
+    instance_hash: bytes = b""
+    key: str = ""
+
+    @classmethod
+    def from_proto(cls, message: api_event_pb2.StreamEventRequest.Filter) -> EventFilter:
+        key = message.key
+        return cls(
+            hash=message.hash,
+            instance_hash=message.instanceHash,
+            key="" if key == "*" else key,
+        )
+
+    def matches(self, event_hash: bytes, instance_hash: bytes, key: str) -> bool:
+        if self.hash and self.hash != event_hash:
+            return False
+        if self.instance_hash and self.instance_hash != instance_hash:
+            return False
+        return not self.key or self.key == key
+
+
+_F = TypeVar("_F", ExecutionFilter, EventFilter)
+
+
+class Subscription(Generic[_F]):
+    """One stream's queue of serialised messages; ``dropped`` once it fell too far behind.
+
+    Messages are serialised at publish time: that snapshots the execution (a later Update
+    mutates it) and costs one serialisation however many streams receive it.
+    """
+
+    __slots__ = ("dropped", "filter", "queue")
+
+    def __init__(self, filter: _F, maxsize: int) -> None:
+        self.filter: _F = filter
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
+        self.dropped = False
+
+
+class _Service:
+    __slots__ = ("definition", "message")
+
+    def __init__(self, message: types_service_pb2.Service) -> None:
+        self.message = message
+        self.definition: ServiceDefinition = definition_from_service(message)
+
+
+class _Instance:
+    __slots__ = ("env", "message", "service")
+
+    def __init__(self, message: types_instance_pb2.Instance, service: _Service, env: tuple[str, ...]) -> None:
+        self.message = message
+        self.service = service
+        self.env = env
+
+
+class _Execution:
+    __slots__ = ("message", "service_name", "tags", "task")
+
+    def __init__(
+        self, message: types_execution_pb2.Execution, service_name: str, task: TaskDefinition
+    ) -> None:
+        self.message = message
+        self.service_name = service_name
+        self.task = task
+        self.tags = tuple(message.tags)
+
+
+class EngineState:
+    """Everything engine v0.16 keeps, in memory, with its rules and its stream fan-out."""
+
+    def __init__(
+        self,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        max_finished_executions: int = DEFAULT_MAX_FINISHED_EXECUTIONS,
+    ) -> None:
+        if queue_size < 1 or max_finished_executions < 0:
+            raise ValueError("queue_size must be >= 1 and max_finished_executions >= 0")
+        self._queue_size = queue_size
+        self._max_finished = max_finished_executions
+        self._services: dict[bytes, _Service] = {}
+        self._instances: dict[bytes, _Instance] = {}
+        self._executions: dict[bytes, _Execution] = {}
+        self._finished: deque[bytes] = deque()
+        self._execution_subs: tuple[Subscription[ExecutionFilter], ...] = ()
+        self._event_subs: tuple[Subscription[EventFilter], ...] = ()
+        self._salt = os.urandom(16)
+        self._counter = itertools.count(1)
+
+    # --- services -----------------------------------------------------------------------
+
+    @staticmethod
+    def service_hash(request: api_service_pb2.CreateServiceRequest) -> bytes:
+        """sha256 of the request's deterministic serialisation: same mesg.yml, same hash."""
+        return hashlib.sha256(request.SerializeToString(deterministic=True)).digest()
+
+    def create_service(self, request: api_service_pb2.CreateServiceRequest) -> bytes:
+        if not request.name:
+            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, "service name is required")
+        service_hash = self.service_hash(request)
+        if service_hash in self._services:
+            raise EngineError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f'service "{b58encode(service_hash)}" already exists',
+            )
+        message = service_message(request, service_hash)
+        if not message.sid:
+            message.sid = "_" + b58encode(service_hash)
+        self._services[service_hash] = _Service(message)
+        return service_hash
+
+    def get_service(self, service_hash: bytes) -> types_service_pb2.Service:
+        return self._service(service_hash).message
+
+    def list_services(self) -> list[types_service_pb2.Service]:
+        return [service.message for service in self._services.values()]
+
+    def service_exists(self, service_hash: bytes) -> bool:
+        return service_hash in self._services
+
+    def _service(self, service_hash: bytes) -> _Service:
+        try:
+            return self._services[service_hash]
+        except KeyError:
+            raise EngineError(
+                grpc.StatusCode.NOT_FOUND, f'service "{b58encode(service_hash)}" not found'
+            ) from None
+
+    # --- instances ----------------------------------------------------------------------
+
+    def create_instance(self, service_hash: bytes, env: Iterable[str]) -> bytes:
+        """Start an instance: the service's env defaults overridden by ``env``."""
+        service = self._service(service_hash)
+        merged = merge_env(service.message.configuration.env, env)
+        digest = hashlib.sha256(service_hash)
+        for item in sorted(merged):
+            digest.update(b"\0" + item.encode())
+        instance_hash = digest.digest()
+        if instance_hash in self._instances:
+            raise EngineError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f'instance "{b58encode(instance_hash)}" already exists',
+            )
+        message = types_instance_pb2.Instance(hash=instance_hash, serviceHash=service_hash)
+        self._instances[instance_hash] = _Instance(message, service, merged)
+        return instance_hash
+
+    def get_instance(self, instance_hash: bytes) -> types_instance_pb2.Instance:
+        return self._instance(instance_hash).message
+
+    def instance_env(self, instance_hash: bytes) -> tuple[str, ...]:
+        """The ``K=V`` list the engine would start the instance's container with."""
+        return self._instance(instance_hash).env
+
+    def list_instances(self, service_hash: bytes = b"") -> list[types_instance_pb2.Instance]:
+        return [
+            instance.message
+            for instance in self._instances.values()
+            if not service_hash or instance.message.serviceHash == service_hash
+        ]
+
+    def delete_instance(self, instance_hash: bytes) -> None:
+        self._instance(instance_hash)
+        del self._instances[instance_hash]
+
+    def _instance(self, instance_hash: bytes) -> _Instance:
+        try:
+            return self._instances[instance_hash]
+        except KeyError:
+            raise EngineError(
+                grpc.StatusCode.NOT_FOUND, f'instance "{b58encode(instance_hash)}" not found'
+            ) from None
+
+    # --- executions ---------------------------------------------------------------------
+
+    def create_execution(self, request: api_execution_pb2.CreateExecutionRequest) -> bytes:
+        """Validate, store and publish a new execution, straight in status InProgress."""
+        service = self._instance(request.instanceHash).service
+        definition = service.definition
+        task = definition.tasks.get(request.taskKey)
+        if task is None:
+            raise EngineError(
+                grpc.StatusCode.NOT_FOUND,
+                f"service {go_quote(definition.name)} - task {go_quote(request.taskKey)} not found",
+            )
+        error = check_task_inputs(definition.name, task, struct_to_dict(request.inputs))
+        if error is not None:
+            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, error)
+        execution_hash = self._new_hash(b"execution")
+        message = types_execution_pb2.Execution(
+            hash=execution_hash,
+            status=IN_PROGRESS,
+            instanceHash=request.instanceHash,
+            taskKey=request.taskKey,
+            inputs=request.inputs,
+            tags=request.tags,
+        )
+        record = _Execution(message, definition.name, task)
+        self._executions[execution_hash] = record
+        self._publish_execution(record)
+        return execution_hash
+
+    def get_execution(self, execution_hash: bytes) -> bytes:
+        """The execution, serialised now so later updates cannot change the answer."""
+        payload: bytes = self._execution(execution_hash).message.SerializeToString()
+        return payload
+
+    def update_execution(self, request: api_execution_pb2.UpdateExecutionRequest) -> None:
+        """Finish an InProgress execution; outputs that break the task's rules mark it Failed.
+
+        Invalid outputs do not make the call fail: like the engine, the execution is
+        Failed with the validation message and the caller is told nothing.
+        """
+        record = self._execution(request.hash)
+        message = record.message
+        if message.status != IN_PROGRESS:
+            raise EngineError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Execution status error: "{_Status.Name(message.status)}" instead of "InProgress"',
+            )
+        result = request.WhichOneof("result")
+        if result == "outputs":
+            error = check_task_outputs(record.service_name, record.task, struct_to_dict(request.outputs))
+            if error is None:
+                message.outputs.CopyFrom(request.outputs)
+                message.status = COMPLETED
+            else:
+                message.error = error
+                message.status = FAILED
+        elif result == "error":
+            message.error = request.error
+            message.status = FAILED
+        else:
+            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, "no execution result supplied")
+        self._publish_execution(record)
+        self._retire(message.hash)
+
+    def _execution(self, execution_hash: bytes) -> _Execution:
+        try:
+            return self._executions[execution_hash]
+        except KeyError:
+            raise EngineError(
+                grpc.StatusCode.NOT_FOUND,
+                f'execution "{b58encode(execution_hash)}" not found',
+            ) from None
+
+    def _retire(self, execution_hash: bytes) -> None:
+        """Keep only the most recent finished executions, so a long soak stays bounded."""
+        finished = self._finished
+        finished.append(execution_hash)
+        while len(finished) > self._max_finished:
+            self._executions.pop(finished.popleft(), None)
+
+    @property
+    def execution_count(self) -> int:
+        """Executions currently held (in progress plus the retained finished ones)."""
+        return len(self._executions)
+
+    def subscribe_executions(self, filter: ExecutionFilter) -> Subscription[ExecutionFilter]:
+        subscription = Subscription(filter, self._queue_size)
+        self._execution_subs = (*self._execution_subs, subscription)
+        return subscription
+
+    def unsubscribe_executions(self, subscription: Subscription[ExecutionFilter]) -> None:
+        self._execution_subs = tuple(s for s in self._execution_subs if s is not subscription)
+
+    def _publish_execution(self, record: _Execution) -> None:
+        subscriptions = self._execution_subs
+        if not subscriptions:
+            return
+        message = record.message
+        status = message.status
+        instance_hash = message.instanceHash
+        task_key = message.taskKey
+        tags = record.tags
+        payload: bytes | None = None
+        dropped = False
+        for subscription in subscriptions:
+            if subscription.filter.matches(status, instance_hash, task_key, tags):
+                if payload is None:
+                    payload = message.SerializeToString()
+                dropped |= not _deliver(subscription, payload)
+        if dropped:
+            self._execution_subs = tuple(s for s in self._execution_subs if not s.dropped)
+
+    # --- events -------------------------------------------------------------------------
+
+    def create_event(self, request: api_event_pb2.CreateEventRequest) -> bytes:
+        """Validate and publish an event; events are not stored (v0.16 has no Event.Get)."""
+        if not request.key:
+            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, "create event: key missing")
+        instance = self._instances.get(request.instanceHash)
+        if instance is None:
+            raise EngineError(
+                grpc.StatusCode.NOT_FOUND,
+                f'create event: data instance "{b58encode(request.instanceHash)}" not found',
+            )
+        definition = instance.service.definition
+        event = definition.events.get(request.key)
+        if event is None:
+            raise EngineError(
+                grpc.StatusCode.NOT_FOUND,
+                f"create event: data service {go_quote(definition.name)} - "
+                f"event {go_quote(request.key)} not found",
+            )
+        error = check_event_data(definition.name, event, struct_to_dict(request.data))
+        if error is not None:
+            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, f"create event: {error}")
+        event_hash = self._new_hash(b"event")
+        payload: bytes | None = None
+        dropped = False
+        for subscription in self._event_subs:
+            if subscription.filter.matches(event_hash, request.instanceHash, request.key):
+                if payload is None:
+                    payload = types_event_pb2.Event(
+                        hash=event_hash,
+                        instanceHash=request.instanceHash,
+                        key=request.key,
+                        data=request.data,
+                    ).SerializeToString()
+                dropped |= not _deliver(subscription, payload)
+        if dropped:
+            self._event_subs = tuple(s for s in self._event_subs if not s.dropped)
+        return event_hash
+
+    def subscribe_events(self, filter: EventFilter) -> Subscription[EventFilter]:
+        subscription = Subscription(filter, self._queue_size)
+        self._event_subs = (*self._event_subs, subscription)
+        return subscription
+
+    def unsubscribe_events(self, subscription: Subscription[EventFilter]) -> None:
+        self._event_subs = tuple(s for s in self._event_subs if s is not subscription)
+
+    # --- shared -------------------------------------------------------------------------
+
+    def _new_hash(self, kind: bytes) -> bytes:
+        """A unique 32-byte hash: sha256 of a counter and this engine's random salt."""
+        return hashlib.sha256(kind + self._salt + next(self._counter).to_bytes(8, "big")).digest()
+
+
+def _deliver(subscription: Subscription[_F], payload: bytes) -> bool:
+    """Queue without waiting; a subscriber whose queue is full is cut off, not waited for."""
+    try:
+        subscription.queue.put_nowait(payload)
+    except asyncio.QueueFull:
+        subscription.dropped = True
+        logger.warning(
+            "disconnecting a stream subscriber: %d messages queued and not read",
+            subscription.queue.qsize(),
+        )
+        return False
+    return True
+
+
+def merge_env(defaults: Iterable[str], overrides: Iterable[str]) -> tuple[str, ...]:
+    """Apply ``K=V`` overrides to ``K=V`` defaults, as the engine builds an instance's env.
+
+    Defaults keep their order with overridden values in place; new keys follow in the order
+    given. Raises ``EngineError(INVALID_ARGUMENT)`` for an item without ``=`` or a key.
+    """
+    merged: dict[str, str] = {}
+    for item in itertools.chain(defaults, overrides):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, f"env {item!r} is not of the form KEY=VALUE")
+        merged[key] = value
+    return tuple(f"{key}={value}" for key, value in merged.items())
