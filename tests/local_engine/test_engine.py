@@ -597,6 +597,19 @@ async def test_wait_times_out(channel: grpc.aio.Channel, engine: LocalEngine) ->
         assert app._results is not None and app._results._waiters == {}
 
 
+async def test_waiters_fail_when_the_engine_goes_away() -> None:
+    engine = await start_engine()
+    async with Application.connect(engine.endpoint) as app:  # no service is answering
+        waiting = asyncio.ensure_future(
+            app.execute_task_and_wait_result(engine.instance_hash, "trigger", TRIGGER, timeout=10)
+        )
+        while not (app._results and app._results._waiters):
+            await asyncio.sleep(0.01)
+        await engine.stop(0)
+        with pytest.raises(ConnectionError, match="result stream"):
+            await waiting
+
+
 async def test_listen_events() -> None:
     definition = dataclasses.replace(
         load_definition(ROOT / "mesg.yml"),

@@ -133,7 +133,6 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "PUSHER_HOST": soketi.host,
             "PUSHER_PORT": str(soketi.port),
             "PUSHER_USE_TLS": "false",
-            "PUSHER_COALESCE": "false" if args.no_coalesce else "true",
         }
         engine = EngineProcess(env=env).start()
         try:
@@ -323,7 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--latency-samples", type=int, default=300, help="executions at 1 in flight")
     parser.add_argument("--sdk-calls", type=int, default=300, help="raw SDK serial calls")
-    parser.add_argument("--no-coalesce", action="store_true", help="set PUSHER_COALESCE=false")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     figures = asyncio.run(bench(args))

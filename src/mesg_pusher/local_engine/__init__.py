@@ -3,14 +3,14 @@
 from mesg_pusher.local_engine.app import Application, ExecutionResult, ResolveError
 from mesg_pusher.local_engine.cli import main
 from mesg_pusher.local_engine.server import LocalEngine, start_engine
-from mesg_pusher.local_engine.state import EngineError, EngineState
+from mesg_pusher.local_engine.state import EngineState, LocalEngineError
 
 __all__ = [
     "Application",
-    "EngineError",
     "EngineState",
     "ExecutionResult",
     "LocalEngine",
+    "LocalEngineError",
     "ResolveError",
     "main",
     "start_engine",

@@ -27,7 +27,7 @@ from pathlib import Path
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.definition import load_definition, locate_definition
 from mesg_pusher.local_engine.server import LocalEngine, start_engine
-from mesg_pusher.local_engine.state import EngineError
+from mesg_pusher.local_engine.state import LocalEngineError
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return asyncio.run(_run(args))
-    except (EngineError, ValueError, OSError) as exc:
+    except (LocalEngineError, ValueError, OSError) as exc:
         print(f"local engine: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

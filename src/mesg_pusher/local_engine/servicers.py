@@ -2,7 +2,7 @@
 
 The handlers are registered by full method name (``/mesg.api.Execution/Stream``...) rather
 than through the generated ``add_*Servicer_to_server`` helpers, so that streams and
-``Execution.Get`` can send bytes serialised once at publish time. Every ``EngineError`` is
+``Execution.Get`` can send bytes serialised once at publish time. Every ``LocalEngineError`` is
 answered with its status code and the engine's message; see ``state`` for the codes.
 A stream sends header metadata ``status: ready`` once its subscription is registered, and a
 stream that falls ``queue_size`` messages behind is ended with RESOURCE_EXHAUSTED.
@@ -21,10 +21,10 @@ from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution_pb2
 from mesg_pusher._proto.mesg.api import instance_pb2 as api_instance_pb2
 from mesg_pusher._proto.mesg.api import service_pb2 as api_service_pb2
 from mesg_pusher.local_engine.state import (
-    EngineError,
     EngineState,
     EventFilter,
     ExecutionFilter,
+    LocalEngineError,
     Subscription,
 )
 
@@ -142,7 +142,7 @@ def _unary(
     async def handle(request: _Request, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
             return behaviour(request)
-        except EngineError as exc:
+        except LocalEngineError as exc:
             await context.abort(exc.code, exc.message)
 
     return grpc.unary_unary_rpc_method_handler(

@@ -1,7 +1,7 @@
 """The local engine's memory: services, instances, executions, and the streams fed from them.
 
 All methods are synchronous and run on the event loop thread, so no locks are needed and a
-publish is one pass over the subscribers. Errors are ``EngineError`` carrying the gRPC status
+publish is one pass over the subscribers. Errors are ``LocalEngineError`` carrying the gRPC status
 code the servicers answer with:
 
 - ``NOT_FOUND``: unknown service, instance or execution hash; unknown task or event key.
@@ -20,7 +20,7 @@ import hashlib
 import itertools
 import logging
 import os
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -51,10 +51,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MAX_FINISHED_EXECUTIONS",
     "DEFAULT_QUEUE_SIZE",
-    "EngineError",
     "EngineState",
     "EventFilter",
     "ExecutionFilter",
+    "LocalEngineError",
     "Subscription",
     "merge_env",
 ]
@@ -68,7 +68,7 @@ COMPLETED = types_execution_pb2.Completed
 FAILED = types_execution_pb2.Failed
 
 
-class EngineError(Exception):
+class LocalEngineError(Exception):
     """An engine refusal: the gRPC status code and the engine's message."""
 
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
@@ -193,8 +193,10 @@ class EngineState:
         self._max_finished = max_finished_executions
         self._services: dict[bytes, _Service] = {}
         self._instances: dict[bytes, _Instance] = {}
+        # In progress: the live message. Finished: (status, serialised execution), oldest
+        # first; immutable from then on, and far smaller than a message.
         self._executions: dict[bytes, _Execution] = {}
-        self._finished: deque[bytes] = deque()
+        self._finished: OrderedDict[bytes, tuple[int, bytes]] = OrderedDict()
         self._execution_subs: tuple[Subscription[ExecutionFilter], ...] = ()
         self._event_subs: tuple[Subscription[EventFilter], ...] = ()
         self._salt = os.urandom(16)
@@ -209,10 +211,10 @@ class EngineState:
 
     def create_service(self, request: api_service_pb2.CreateServiceRequest) -> bytes:
         if not request.name:
-            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, "service name is required")
+            raise LocalEngineError(grpc.StatusCode.INVALID_ARGUMENT, "service name is required")
         service_hash = self.service_hash(request)
         if service_hash in self._services:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f'service "{b58encode(service_hash)}" already exists',
             )
@@ -235,7 +237,7 @@ class EngineState:
         try:
             return self._services[service_hash]
         except KeyError:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.NOT_FOUND, f'service "{b58encode(service_hash)}" not found'
             ) from None
 
@@ -250,7 +252,7 @@ class EngineState:
             digest.update(b"\0" + item.encode())
         instance_hash = digest.digest()
         if instance_hash in self._instances:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.ALREADY_EXISTS,
                 f'instance "{b58encode(instance_hash)}" already exists',
             )
@@ -280,7 +282,7 @@ class EngineState:
         try:
             return self._instances[instance_hash]
         except KeyError:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.NOT_FOUND, f'instance "{b58encode(instance_hash)}" not found'
             ) from None
 
@@ -292,13 +294,13 @@ class EngineState:
         definition = service.definition
         task = definition.tasks.get(request.taskKey)
         if task is None:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.NOT_FOUND,
                 f"service {go_quote(definition.name)} - task {go_quote(request.taskKey)} not found",
             )
         error = check_task_inputs(definition.name, task, struct_to_dict(request.inputs))
         if error is not None:
-            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, error)
+            raise LocalEngineError(grpc.StatusCode.INVALID_ARGUMENT, error)
         execution_hash = self._new_hash(b"execution")
         message = types_execution_pb2.Execution(
             hash=execution_hash,
@@ -315,6 +317,9 @@ class EngineState:
 
     def get_execution(self, execution_hash: bytes) -> bytes:
         """The execution, serialised now so later updates cannot change the answer."""
+        finished = self._finished.get(execution_hash)
+        if finished is not None:
+            return finished[1]
         payload: bytes = self._execution(execution_hash).message.SerializeToString()
         return payload
 
@@ -324,13 +329,14 @@ class EngineState:
         Invalid outputs do not make the call fail: like the engine, the execution is
         Failed with the validation message and the caller is told nothing.
         """
+        finished = self._finished.get(request.hash)
+        if finished is not None:
+            raise LocalEngineError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f'Execution status error: "{_Status.Name(finished[0])}" instead of "InProgress"',
+            )
         record = self._execution(request.hash)
         message = record.message
-        if message.status != IN_PROGRESS:
-            raise EngineError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f'Execution status error: "{_Status.Name(message.status)}" instead of "InProgress"',
-            )
         result = request.WhichOneof("result")
         if result == "outputs":
             error = check_task_outputs(record.service_name, record.task, struct_to_dict(request.outputs))
@@ -344,30 +350,31 @@ class EngineState:
             message.error = request.error
             message.status = FAILED
         else:
-            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, "no execution result supplied")
-        self._publish_execution(record)
-        self._retire(message.hash)
+            raise LocalEngineError(grpc.StatusCode.INVALID_ARGUMENT, "no execution result supplied")
+        payload = self._publish_execution(record) or message.SerializeToString()
+        self._retire(request.hash, message.status, payload)
 
     def _execution(self, execution_hash: bytes) -> _Execution:
         try:
             return self._executions[execution_hash]
         except KeyError:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.NOT_FOUND,
                 f'execution "{b58encode(execution_hash)}" not found',
             ) from None
 
-    def _retire(self, execution_hash: bytes) -> None:
+    def _retire(self, execution_hash: bytes, status: int, payload: bytes) -> None:
         """Keep only the most recent finished executions, so a long soak stays bounded."""
+        del self._executions[execution_hash]
         finished = self._finished
-        finished.append(execution_hash)
+        finished[execution_hash] = (status, payload)
         while len(finished) > self._max_finished:
-            self._executions.pop(finished.popleft(), None)
+            finished.popitem(last=False)
 
     @property
     def execution_count(self) -> int:
         """Executions currently held (in progress plus the retained finished ones)."""
-        return len(self._executions)
+        return len(self._executions) + len(self._finished)
 
     def subscribe_executions(self, filter: ExecutionFilter) -> Subscription[ExecutionFilter]:
         subscription = Subscription(filter, self._queue_size)
@@ -377,10 +384,11 @@ class EngineState:
     def unsubscribe_executions(self, subscription: Subscription[ExecutionFilter]) -> None:
         self._execution_subs = tuple(s for s in self._execution_subs if s is not subscription)
 
-    def _publish_execution(self, record: _Execution) -> None:
+    def _publish_execution(self, record: _Execution) -> bytes | None:
+        """Queue the execution to matching streams; the serialised bytes, if it was needed."""
         subscriptions = self._execution_subs
         if not subscriptions:
-            return
+            return None
         message = record.message
         status = message.status
         instance_hash = message.instanceHash
@@ -395,30 +403,31 @@ class EngineState:
                 dropped |= not _deliver(subscription, payload)
         if dropped:
             self._execution_subs = tuple(s for s in self._execution_subs if not s.dropped)
+        return payload
 
     # --- events -------------------------------------------------------------------------
 
     def create_event(self, request: api_event_pb2.CreateEventRequest) -> bytes:
         """Validate and publish an event; events are not stored (v0.16 has no Event.Get)."""
         if not request.key:
-            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, "create event: key missing")
+            raise LocalEngineError(grpc.StatusCode.INVALID_ARGUMENT, "create event: key missing")
         instance = self._instances.get(request.instanceHash)
         if instance is None:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.NOT_FOUND,
                 f'create event: data instance "{b58encode(request.instanceHash)}" not found',
             )
         definition = instance.service.definition
         event = definition.events.get(request.key)
         if event is None:
-            raise EngineError(
+            raise LocalEngineError(
                 grpc.StatusCode.NOT_FOUND,
                 f"create event: data service {go_quote(definition.name)} - "
                 f"event {go_quote(request.key)} not found",
             )
         error = check_event_data(definition.name, event, struct_to_dict(request.data))
         if error is not None:
-            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, f"create event: {error}")
+            raise LocalEngineError(grpc.StatusCode.INVALID_ARGUMENT, f"create event: {error}")
         event_hash = self._new_hash(b"event")
         payload: bytes | None = None
         dropped = False
@@ -469,12 +478,14 @@ def merge_env(defaults: Iterable[str], overrides: Iterable[str]) -> tuple[str, .
     """Apply ``K=V`` overrides to ``K=V`` defaults, as the engine builds an instance's env.
 
     Defaults keep their order with overridden values in place; new keys follow in the order
-    given. Raises ``EngineError(INVALID_ARGUMENT)`` for an item without ``=`` or a key.
+    given. Raises ``LocalEngineError(INVALID_ARGUMENT)`` for an item without ``=`` or a key.
     """
     merged: dict[str, str] = {}
     for item in itertools.chain(defaults, overrides):
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise EngineError(grpc.StatusCode.INVALID_ARGUMENT, f"env {item!r} is not of the form KEY=VALUE")
+            raise LocalEngineError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"env {item!r} is not of the form KEY=VALUE"
+            )
         merged[key] = value
     return tuple(f"{key}={value}" for key, value in merged.items())

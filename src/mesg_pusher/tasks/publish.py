@@ -8,7 +8,7 @@ from typing import Any
 
 from pusher.crypto import encrypt, is_encrypted_channel
 
-from mesg_pusher.errors import InputError, PusherHTTPError
+from mesg_pusher.errors import InputError
 from mesg_pusher.pusher_client import sdk_errors, with_params
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.context import Outputs, TaskContext
@@ -30,10 +30,12 @@ def _check_encryption(channels: list[str], has_key: bool) -> None:
         )
 
 
-def _answer(answer: Any, key: str) -> Any:
-    if not isinstance(answer, dict) or key not in answer:
-        raise PusherHTTPError(200, f"answer has no {key!r}: {str(answer)[:200]}")
-    return answer[key]
+def _with_info(answer: Any, key: str) -> Outputs:
+    """``sent`` plus the attributes Pusher returned; the event is out either way, so an answer
+    without them (some Pusher-compatible servers ignore ``info``) must not fail the execution."""
+    if isinstance(answer, dict) and isinstance(answer.get(key), dict | list):
+        return {**SENT, key: answer[key]}
+    return dict(SENT)
 
 
 async def trigger(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
@@ -55,7 +57,7 @@ async def trigger(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     with sdk_errors():
         request = client._pusher_client.trigger.make_request(channels, name, data, socket_id)
     answer = await with_params(client, request, {"info": info})
-    return {**SENT, "channels": _answer(answer, "channels")}
+    return _with_info(answer, "channels")
 
 
 def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -101,7 +103,7 @@ async def trigger_batch(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
         pending = client.trigger_batch(events, already_encoded=True)
     answer = await pending
     if any("info" in event for event in events):
-        return {**SENT, "batch": _answer(answer, "batch")}
+        return _with_info(answer, "batch")
     return dict(SENT)
 
 

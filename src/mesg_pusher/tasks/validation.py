@@ -16,6 +16,7 @@ MAX_CHANNEL_NAME = 164
 MAX_BATCH = 10
 MAX_USER_ID = 200
 _CHANNEL = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
+ATTRIBUTES = re.compile(r"[A-Za-z_]+(?:,[A-Za-z_]+)*")
 _SOCKET_ID = re.compile(r"[0-9]+\.[0-9]+")
 
 
