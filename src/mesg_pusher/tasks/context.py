@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pusher
 
 from mesg_pusher.config import PusherSettings
 from mesg_pusher.pusher_client import ClientPool
+
+if TYPE_CHECKING:
+    from mesg_pusher.receive.listener import Listener
 
 Outputs = dict[str, Any]
 
@@ -20,6 +23,9 @@ class TaskContext:
 
     settings: PusherSettings
     pool: ClientPool
+    # The Pusher channel listener of the receiving side (subscribe/unsubscribe tasks); None
+    # where the process runs without it.
+    listener: Listener | None = None
 
     def client(self, inputs: Mapping[str, Any]) -> pusher.Pusher:
         """The SDK client for this execution's connection settings."""

@@ -1,0 +1,9 @@
+"""The receiving side: Pusher channel events (``received``) and webhooks (``webhook``) as MESG events."""
+
+from mesg_pusher.receive.emitter import Emitter
+from mesg_pusher.receive.listener import Listener
+from mesg_pusher.receive.service import Receiving
+from mesg_pusher.receive.settings import ReceiveSettings
+from mesg_pusher.receive.webhook import WebhookServer
+
+__all__ = ["Emitter", "Listener", "ReceiveSettings", "Receiving", "WebhookServer"]

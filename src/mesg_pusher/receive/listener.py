@@ -1,0 +1,370 @@
+"""A Pusher protocol-7 WebSocket client inside the service: channel events become ``received``.
+
+Why in the service: MESG processes can react to Pusher traffic with no client code of their
+own. It behaves as Pusher expects a client to: it answers ``pusher:ping``, pings after the
+activity timeout and reconnects when no pong comes, reconnects with backoff after a drop or
+a 4200-range close, pauses on a 4100-range close, gives up on a 4000-range close (Pusher
+says not to retry), and resubscribes every channel on each new connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import nacl.exceptions
+import nacl.secret
+from pusher.crypto import generate_shared_secret
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from mesg_pusher import __version__
+from mesg_pusher.config import PusherOptions
+from mesg_pusher.errors import InputError, PusherError
+from mesg_pusher.receive.emitter import Emitter
+from mesg_pusher.receive.settings import ReceiveSettings
+
+logger = logging.getLogger(__name__)
+
+ACTIVITY_TIMEOUT = 120.0
+PONG_TIMEOUT = 30.0
+OPEN_TIMEOUT = 10.0
+CONFIRM_TIMEOUT = 10.0
+RECONNECT_FIRST = 0.2
+RECONNECT_CAP = 10.0
+PAUSE_4100 = 2.0
+STABLE_AFTER = 5.0
+ENCRYPTED = "private-encrypted-"
+
+
+class GiveUp(Exception):
+    """Pusher closed with a 4000-4099 code: reconnecting would fail the same way."""
+
+
+def _sign(secret: str, message: str) -> str:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def parse_data(data: Any) -> Any:
+    """Pusher carries event data as a string: JSON is decoded, anything else stays a string."""
+    if isinstance(data, str):
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data
+    return data
+
+
+class Listener:
+    """One WebSocket connection to one Pusher app, subscribed to a changing set of channels."""
+
+    def __init__(
+        self,
+        emitter: Emitter,
+        settings: ReceiveSettings,
+        *,
+        activity_timeout: float = ACTIVITY_TIMEOUT,
+        pong_timeout: float = PONG_TIMEOUT,
+        user_id: str | None = None,
+    ) -> None:
+        self._emitter = emitter
+        self._settings = settings
+        self._activity_timeout = activity_timeout
+        self._pong_timeout = pong_timeout
+        self.user_id = user_id or f"mesg-pusher-{uuid.uuid4().hex[:12]}"
+        self._options: PusherOptions | None = None
+        self._channels: dict[str, asyncio.Future[str | None]] = {}
+        self._ws: ClientConnection | None = None
+        self._socket_id = ""
+        self._task: asyncio.Task[None] | None = None
+        self.gave_up: str | None = None
+        self.received = 0
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def channels(self) -> list[str]:
+        """The channels listened to (subscribed, or to be subscribed once connected)."""
+        return list(self._channels)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self, options: PusherOptions, channels: Iterable[str] = ()) -> None:
+        """Connect in the background (and keep connecting); returns at once."""
+        if self.running:
+            return
+        self._options = options
+        self.gave_up = None
+        for name in channels:
+            self._add(name)
+        url = self._settings.ws_url(options, __version__)
+        self._task = asyncio.get_running_loop().create_task(self._run(url), name="pusher-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    # -- run-time changes (the subscribe/unsubscribe tasks) --------------------------------
+    async def subscribe(self, names: Iterable[str], options: PusherOptions) -> list[str]:
+        """Add channels; waits (a few seconds at most) until Pusher confirmed them.
+
+        Raises ``InputError`` if the listener already listens to another app, and
+        ``PusherError`` naming each channel Pusher refused.
+        """
+        names = list(names)
+        for name in names:
+            if name.startswith(ENCRYPTED) and options.encryption_master_key_base64 is None:
+                raise InputError(
+                    f"channel {name!r} is encrypted: set PUSHER_ENCRYPTION_MASTER_KEY_BASE64 to listen to it"
+                )
+        if self.running:
+            assert self._options is not None
+            if (options.key, options.secret, options.host, options.port) != (
+                self._options.key,
+                self._options.secret,
+                self._options.host,
+                self._options.port,
+            ):
+                raise InputError(
+                    f"the listener is connected to app key {self._options.key!r} on {self._options.host}; "
+                    "it listens to one app: give no connection inputs, or the same ones"
+                )
+            for name in names:
+                if name not in self._channels:
+                    self._add(name)
+                    await self._send_subscribe(name)
+        else:
+            self.start(options, names)
+        waiting = [self._channels[name] for name in names if name in self._channels]
+        if waiting:
+            await asyncio.wait([asyncio.shield(f) for f in waiting], timeout=CONFIRM_TIMEOUT)
+        refused = []
+        for name in names:
+            future = self._channels.get(name)
+            if future is None or not future.done():
+                if future is not None:
+                    logger.warning("subscription to %s not confirmed yet; it stays on the list", name)
+                continue
+            if future.result() is not None:
+                refused.append(f"{name} ({future.result()})")
+                self._channels.pop(name, None)
+        if refused:
+            raise PusherError(f"Pusher refused the subscription to {', '.join(refused)}")
+        return self.channels
+
+    async def unsubscribe(self, names: Iterable[str]) -> list[str]:
+        """Remove channels (unknown ones are ignored)."""
+        for name in names:
+            future = self._channels.pop(name, None)
+            if future is None:
+                continue
+            if not future.done():
+                future.set_result("unsubscribed before it was confirmed")
+            if self._ws is not None:
+                await self._send(self._ws, "pusher:unsubscribe", {"channel": name})
+            logger.info("unsubscribed from %s", name)
+        return self.channels
+
+    def _add(self, name: str) -> None:
+        if name not in self._channels:
+            self._channels[name] = asyncio.get_running_loop().create_future()
+
+    # -- the connection --------------------------------------------------------------------
+    async def _run(self, url: str) -> None:
+        attempt = 0
+        shown = url.split("?", 1)[0]
+        while True:
+            pause: float | None = None
+            began = time.monotonic()
+            try:
+                code, reason = await self._connection(url)
+            except GiveUp as exc:
+                self.gave_up = str(exc)
+                logger.error("Pusher listener stopped: %s; not reconnecting", exc)
+                return
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                code, reason = None, f"{type(exc).__name__}: {exc}"
+            finally:
+                self._ws = None
+            if code is not None and 4000 <= code <= 4099:
+                self.gave_up = f"Pusher closed the connection with {code} ({reason})"
+                logger.error("Pusher listener stopped: %s; Pusher says not to reconnect", self.gave_up)
+                return
+            if code is not None and 4100 <= code <= 4199:
+                pause = PAUSE_4100 * random.uniform(1.0, 1.5)
+            if time.monotonic() - began > STABLE_AFTER:
+                attempt = 0
+            delay = (
+                pause
+                if pause is not None
+                else min(RECONNECT_CAP, RECONNECT_FIRST * 2**attempt) * random.uniform(0.5, 1.0)
+            )
+            attempt += 1
+            logger.warning(
+                "Pusher connection to %s lost (%s); reconnecting in %.1f s (attempt %d)",
+                shown,
+                reason if code is None else f"close {code} {reason}".strip(),
+                delay,
+                attempt,
+            )
+            await asyncio.sleep(delay)
+
+    async def _connection(self, url: str) -> tuple[int | None, str]:
+        """One connection's life; returns the close code and reason when it ends."""
+        async with connect(url, open_timeout=OPEN_TIMEOUT, ping_interval=None, proxy=None) as ws:
+            try:
+                async with asyncio.timeout(OPEN_TIMEOUT):
+                    frame = self._decode(await ws.recv())
+                if frame.get("event") == "pusher:error":
+                    self._check_error(frame)
+                if frame.get("event") != "pusher:connection_established":
+                    return None, f"expected pusher:connection_established, got {frame.get('event')!r}"
+                established = parse_data(frame.get("data"))
+                self._socket_id = str(established.get("socket_id", ""))
+                server_timeout = established.get("activity_timeout")
+                activity = self._activity_timeout
+                if isinstance(server_timeout, int | float) and server_timeout > 0:
+                    activity = min(activity, float(server_timeout))
+                logger.info(
+                    "connected to Pusher (socket %s); subscribing to %d channels",
+                    self._socket_id,
+                    len(self._channels),
+                )
+                self._ws = ws
+                for name in list(self._channels):
+                    if self._channels[name].done():
+                        self._channels[name] = asyncio.get_running_loop().create_future()
+                    await self._send_subscribe(name)
+                await self._read(ws, activity)
+            except ConnectionClosed as exc:
+                close = exc.rcvd
+                return (close.code, close.reason) if close is not None else (None, "connection dropped")
+        return None, "no pong within the timeout"
+
+    async def _read(self, ws: ClientConnection, activity: float) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(activity):
+                    raw = await ws.recv()
+            except TimeoutError:
+                await self._send(ws, "pusher:ping", {})
+                try:
+                    async with asyncio.timeout(self._pong_timeout):
+                        raw = await ws.recv()
+                except TimeoutError:
+                    logger.warning("no answer to pusher:ping within %g s", self._pong_timeout)
+                    await ws.close()
+                    return
+            await self._handle(ws, self._decode(raw))
+
+    @staticmethod
+    def _decode(raw: str | bytes) -> dict[str, Any]:
+        try:
+            frame = json.loads(raw)
+        except ValueError:
+            return {}
+        return frame if isinstance(frame, dict) else {}
+
+    def _check_error(self, frame: dict[str, Any]) -> None:
+        data = parse_data(frame.get("data"))
+        code = data.get("code") if isinstance(data, dict) else None
+        message = data.get("message") if isinstance(data, dict) else data
+        if isinstance(code, int) and 4000 <= code <= 4099:
+            raise GiveUp(f"Pusher error {code}: {message}")
+        logger.warning("pusher:error %s: %s", code, message)
+
+    async def _handle(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
+        event, channel = frame.get("event"), frame.get("channel")
+        if not isinstance(event, str):
+            return
+        if event == "pusher:ping":
+            await self._send(ws, "pusher:pong", {})
+        elif event == "pusher:error":
+            self._check_error(frame)
+        elif event == "pusher_internal:subscription_succeeded" and isinstance(channel, str):
+            future = self._channels.get(channel)
+            if future is not None and not future.done():
+                future.set_result(None)
+            logger.info("subscribed to %s", channel)
+        elif event == "pusher:subscription_error" and isinstance(channel, str):
+            data = parse_data(frame.get("data"))
+            detail = data.get("error") or data.get("status") if isinstance(data, dict) else data
+            logger.warning("Pusher refused the subscription to %s: %s", channel, detail or data)
+            future = self._channels.get(channel)
+            if future is not None and not future.done():
+                future.set_result(str(detail or data))
+        elif event.startswith(("pusher:", "pusher_internal:")):
+            return
+        elif isinstance(channel, str) and channel in self._channels:
+            self._received(channel, event, frame)
+
+    def _received(self, channel: str, event: str, frame: dict[str, Any]) -> None:
+        data: Any = frame.get("data")
+        if channel.startswith(ENCRYPTED):
+            data = self._decrypt(channel, data)
+            if data is None:
+                return
+        payload: dict[str, Any] = {"channel": channel, "event": event}
+        parsed = parse_data(data)
+        if parsed is not None:
+            payload["data"] = parsed
+        if isinstance(frame.get("user_id"), str):
+            payload["user_id"] = frame["user_id"]
+        self.received += 1
+        self._emitter.emit("received", payload)
+
+    def _decrypt(self, channel: str, data: Any) -> str | None:
+        text = self._options.encryption_master_key_base64 if self._options else None
+        box = parse_data(data)
+        try:
+            assert text is not None and isinstance(box, dict)
+            key = base64.b64decode(text)
+            secret = generate_shared_secret(channel.encode(), key)
+            plain = nacl.secret.SecretBox(secret).decrypt(
+                base64.b64decode(box["ciphertext"]), base64.b64decode(box["nonce"])
+            )
+            return plain.decode("utf-8")
+        except (
+            AssertionError,
+            KeyError,
+            TypeError,
+            binascii.Error,
+            nacl.exceptions.CryptoError,
+            UnicodeDecodeError,
+        ):
+            logger.warning("could not decrypt an event on %s (wrong master key?); skipped", channel)
+            return None
+
+    async def _send_subscribe(self, name: str) -> None:
+        ws, options = self._ws, self._options
+        if ws is None or options is None:
+            return  # subscribed when the connection is (re)established
+        data: dict[str, Any] = {"channel": name}
+        if name.startswith("presence-"):
+            channel_data = json.dumps({"user_id": self.user_id})
+            data["channel_data"] = channel_data
+            data["auth"] = (
+                f"{options.key}:{_sign(options.secret, f'{self._socket_id}:{name}:{channel_data}')}"
+            )
+        elif name.startswith("private-"):
+            data["auth"] = f"{options.key}:{_sign(options.secret, f'{self._socket_id}:{name}')}"
+        await self._send(ws, "pusher:subscribe", data)
+
+    @staticmethod
+    async def _send(ws: ClientConnection, event: str, data: Any) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the read loop sees the close and reconnects
+            await ws.send(json.dumps({"event": event, "data": data}))

@@ -1,0 +1,142 @@
+"""Pusher webhooks over HTTP: each event in a signed batch becomes one ``webhook`` MESG event.
+
+Pusher retries a webhook that is not answered 2xx, so the answer is 200 only once the engine
+accepted every event of the batch; when the event queue is full or the engine does not
+accept in time, the events are withdrawn and the answer is 503, and Pusher's retry covers
+the outage (delivery is at least once: a retry after a late acceptance can repeat events).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pusher
+from aiohttp import web
+from pusher.signature import verify
+
+from mesg_pusher.config import PusherOptions
+from mesg_pusher.receive.emitter import Emitter, Outcome
+from mesg_pusher.receive.listener import parse_data
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 256 * 1024
+ACCEPT_TIMEOUT = 5.0
+PATHS = ("/", "/webhook")
+# The fields each webhook event may carry beyond name and channel, with their JSON types.
+FIELDS: Mapping[str, type | tuple[type, ...]] = {
+    "user_id": str,
+    "event": str,
+    "socket_id": str,
+    "subscription_count": (int, float),
+}
+
+
+def to_events(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The MESG ``webhook`` events of a validated body; None if it is not shaped as Pusher's."""
+    time_ms, events = body.get("time_ms"), body.get("events")
+    if isinstance(time_ms, bool) or not isinstance(time_ms, int | float) or not isinstance(events, list):
+        return None
+    out = []
+    for item in events:
+        if not isinstance(item, dict):
+            return None
+        name, channel = item.get("name"), item.get("channel")
+        if not isinstance(name, str) or not name or not isinstance(channel, str):
+            return None
+        event: dict[str, Any] = {"name": name, "channel": channel, "time_ms": time_ms}
+        for key, kind in FIELDS.items():
+            value = item.get(key)
+            if isinstance(value, kind) and not isinstance(value, bool):
+                event[key] = value
+        if item.get("data") is not None:
+            parsed = parse_data(item["data"])
+            if parsed is not None:
+                event["data"] = parsed
+        out.append(event)
+    return out
+
+
+class WebhookServer:
+    """An aiohttp server on ``port``, answering POST ``/`` and ``/webhook``."""
+
+    def __init__(
+        self,
+        emitter: Emitter,
+        options: PusherOptions,
+        port: int,
+        *,
+        host: str = "0.0.0.0",
+        accept_timeout: float = ACCEPT_TIMEOUT,
+    ) -> None:
+        self._emitter = emitter
+        self._key = options.key
+        self._secret = options.secret
+        self._client = pusher.Pusher(app_id=options.app_id, key=options.key, secret=options.secret)
+        self._host = host
+        self.port = port
+        self._accept_timeout = accept_timeout
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY)
+        for path in PATHS:
+            app.router.add_post(path, self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self.port).start()
+        logger.info("webhook endpoint listening on %s:%d", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return _answer(413, f"body over {MAX_BODY} bytes")
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _answer(413, f"body over {MAX_BODY} bytes")
+        key = request.headers.get("X-Pusher-Key", "")
+        signature = request.headers.get("X-Pusher-Signature", "")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if key != self._key or not signature or text is None or not verify(self._secret, text, signature):
+            logger.warning("webhook refused: unknown key or bad signature")
+            return _answer(401, "unknown key or bad signature")
+        body = self._client.validate_webhook(key, signature, text)
+        events = to_events(body) if isinstance(body, dict) else None
+        if events is None:
+            logger.warning("webhook refused: malformed body (or time_ms more than 5 minutes off)")
+            return _answer(400, "malformed webhook body")
+        return await self._emit(events)
+
+    async def _emit(self, events: list[dict[str, Any]]) -> web.Response:
+        if self._emitter.room() < len(events):
+            logger.warning("webhook answered 503: the event queue is full")
+            return _answer(503, "event queue full; retry later")
+        pending = [self._emitter.emit("webhook", event) for event in events]
+        done, late = await asyncio.wait(pending, timeout=self._accept_timeout) if pending else (set(), set())
+        if late:
+            for future in pending:
+                future.cancel()  # withdrawn: Pusher's retry will bring them again
+            logger.warning("webhook answered 503: the engine did not accept its events in time")
+            return _answer(503, "engine unavailable; retry later")
+        outcomes: list[Outcome] = [f.result() for f in done]
+        if "dropped" in outcomes:
+            return _answer(503, "events dropped; retry later")
+        # A rejection is our own bug (data not matching mesg.yml): logged by the emitter,
+        # and a retry cannot help, so it does not hold the other events back.
+        return _answer(200, "ok")
+
+
+def _answer(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"status": text}), content_type="application/json")

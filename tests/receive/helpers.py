@@ -1,0 +1,44 @@
+"""Shared by the receive tests: waiting for MESG events, unique channel names."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from mesg_pusher.definition import check_event_data, load_definition
+from mesg_pusher.local_engine.app import Application, EventListener, ExecutionResult
+
+DEFINITION = load_definition()
+
+
+def channel(prefix: str = "recv") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def next_event(
+    events: EventListener, matches: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+) -> dict[str, Any]:
+    """The next event whose data ``matches``; others are skipped."""
+    async with asyncio.timeout(timeout):
+        async for key, data in events:
+            assert check_event_data(DEFINITION.name, DEFINITION.events[key], data) is None
+            if matches(data):
+                return data
+    raise AssertionError("event stream ended")
+
+
+async def no_event(
+    events: EventListener, matches: Callable[[dict[str, Any]], bool], until: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Read events until one satisfies ``until``; fail if one ``matches`` on the way."""
+    async with asyncio.timeout(10):
+        async for _, data in events:
+            assert not matches(data), f"unexpected event {data}"
+            if until(data):
+                return
+
+
+async def run(app: Application, instance: bytes, task: str, inputs: dict[str, Any]) -> ExecutionResult:
+    return await app.execute_task_and_wait_result(instance, task, inputs, timeout=20)
