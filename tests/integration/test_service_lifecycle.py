@@ -78,9 +78,9 @@ async def test_engine_restarted_service_reconnects_and_serves(soketi: Soketi) ->
     service = ServiceProcess(engine)
     try:
         service.start_ready()
+        offset = len(service.log())
         engine.stop()
         await asyncio.sleep(1.0)
-        offset = len(service.log())
         engine.restart()
         service.wait_for_log("ready: subscribed", timeout=20, after=offset)
         async with Application.connect(engine.endpoint) as app:
