@@ -65,8 +65,16 @@ def test_common_inputs_and_events() -> None:
 
 
 SEED_VARIABLES = {
-    "PUSHER_APP_ID", "PUSHER_APP_KEY", "PUSHER_APP_SECRET", "PUSHER_CLUSTER", "PUSHER_USE_TLS",
-    "PUSHER_HOST", "PUSHER_PORT", "PUSHER_PROXY", "PUSHER_TIMEOUT", "PUSHER_KEEP_ALIVE",
+    "PUSHER_APP_ID",
+    "PUSHER_APP_KEY",
+    "PUSHER_APP_SECRET",
+    "PUSHER_CLUSTER",
+    "PUSHER_USE_TLS",
+    "PUSHER_HOST",
+    "PUSHER_PORT",
+    "PUSHER_PROXY",
+    "PUSHER_TIMEOUT",
+    "PUSHER_KEEP_ALIVE",
 }
 
 
@@ -80,6 +88,4 @@ def test_pusher_variable_documented(variable: str) -> None:
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     assert re.search(rf"\b{variable}\b", readme), f"{variable} is not in README.md"
     # An assignment line, set or commented out, not just a mention in a comment.
-    assert re.search(rf"^(# ?)?{variable}=", example, re.MULTILINE), (
-        f"{variable} has no line in .env.example"
-    )
+    assert re.search(rf"^(# ?)?{variable}=", example, re.MULTILINE), f"{variable} has no line in .env.example"

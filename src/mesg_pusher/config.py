@@ -298,7 +298,9 @@ def merged_environment(cwd: Path | None = None, environ: Mapping[str, str] | Non
     # An empty process variable (the engine passes mesg.yml's `PUSHER_APP_ID=`) must not hide
     # a value from .env: empty counts as unset.
     merged.update(
-        (k, v) for k, v in (os.environ if environ is None else environ).items() if v.strip() or k not in merged
+        (k, v)
+        for k, v in (os.environ if environ is None else environ).items()
+        if v.strip() or k not in merged
     )
     return merged
 

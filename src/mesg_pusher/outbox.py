@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from mesg_pusher.backoff import backoff
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import EngineError, EngineRejected
@@ -16,8 +16,6 @@ from mesg_pusher.errors import EngineError, EngineRejected
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 100_000
-RETRY_FIRST = 0.2
-RETRY_CAP = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +95,7 @@ class Outbox:
                 self.rejected += 1
                 logger.error("%s; result dropped", exc)
             except EngineError:
-                delay = min(RETRY_CAP, RETRY_FIRST * 2**attempt) * random.uniform(0.5, 1.0)
+                delay = backoff(attempt)
                 attempt += 1
                 if attempt == 1 or attempt % 10 == 0:
                     logger.warning(

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 
+from mesg_pusher.backoff import backoff
 from mesg_pusher.config import secrets_in
 from mesg_pusher.engine import EngineClient, Execution
 from mesg_pusher.errors import EngineError, MesgPusherError
@@ -27,14 +27,7 @@ from mesg_pusher.tasks import Handler, TaskContext
 logger = logging.getLogger(__name__)
 
 RECENT_HASHES = 10_000
-RECONNECT_FIRST = 0.2
-RECONNECT_CAP = 5.0
 STOPPING = "mesg-pusher is stopping: this execution was not started; create it again later"
-
-
-def reconnect_delay(attempt: int) -> float:
-    """Exponential backoff with jitter, capped: 0.2 s, 0.4 s, ... 5 s, each times 0.5 to 1."""
-    return min(RECONNECT_CAP, RECONNECT_FIRST * 2**attempt) * random.uniform(0.5, 1.0)
 
 
 class Worker:
@@ -89,7 +82,7 @@ class Worker:
                 logger.warning("the engine closed the execution stream; subscribing again")
             except EngineError as exc:
                 logger.warning("%s", exc)
-            delay = reconnect_delay(attempt)
+            delay = backoff(attempt)
             attempt += 1
             logger.info(
                 "connecting to the engine at %s (attempt %d) in %.1f s", self.engine.endpoint, attempt, delay

@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -22,29 +21,16 @@ import pusher
 import pytest
 from pusher.http import Request
 
-from mesg_pusher.definition import check_task_outputs, load_definition
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherError, PusherWS, sign_private
-from mesg_pusher.local_engine.app import Application, ExecutionResult
+from mesg_pusher.local_engine.app import Application
+from tests.support.e2e import channel, run
 from tests.support.fixtures import SoketiFactory
 from tests.support.pusher_api import CACHE, SUBSCRIPTION_COUNT, USER_COUNT, PusherAPIServer, signature
 from tests.support.stack import Stack, running_stack
 
-DEFINITION = load_definition()
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()
-
-
-def channel(prefix: str = "test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def run(app: Application, instance: bytes, task: str, inputs: dict[str, Any]) -> ExecutionResult:
-    result = await app.execute_task_and_wait_result(instance, task, inputs, timeout=20)
-    if result.ok:
-        # The engine would silently turn outputs that do not match mesg.yml into a failure.
-        assert check_task_outputs(DEFINITION.name, DEFINITION.tasks[task], result.outputs or {}) is None
-    return result
 
 
 async def failed(app: Application, instance: bytes, task: str, inputs: dict[str, Any], message: str) -> str:

@@ -13,7 +13,6 @@ from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application
-from tests.support.stack import pusher_env
 from tests.support.tcp_proxy import TcpProxy
 
 
@@ -39,7 +38,7 @@ async def trigger_all(app: Application, instance: bytes, channel: str, count: in
 async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
     soketi: Soketi, slow_pusher: TcpProxy
 ) -> None:
-    engine = EngineProcess(env=pusher_env(soketi)).start()
+    engine = EngineProcess(env=soketi.pusher_env()).start()
     path = await TcpProxy(engine.port).start()
     service = ServiceProcess(
         engine, env={"MESG_ENDPOINT": f"127.0.0.1:{path.port}", "PUSHER_PORT": str(slow_pusher.port)}
@@ -74,7 +73,7 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
 
 
 async def test_engine_restarted_service_reconnects_and_serves(soketi: Soketi) -> None:
-    engine = EngineProcess(env=pusher_env(soketi)).start()
+    engine = EngineProcess(env=soketi.pusher_env()).start()
     service = ServiceProcess(engine)
     try:
         service.start_ready()
@@ -94,7 +93,7 @@ async def test_engine_restarted_service_reconnects_and_serves(soketi: Soketi) ->
 
 
 async def test_sigterm_finishes_running_and_answers_queued(soketi: Soketi, slow_pusher: TcpProxy) -> None:
-    env = {**pusher_env(soketi), "PUSHER_PORT": str(slow_pusher.port)}
+    env = {**soketi.pusher_env(), "PUSHER_PORT": str(slow_pusher.port)}
     engine = EngineProcess(env=env).start()
     service = ServiceProcess(engine, env={"MESG_PUSHER_CONCURRENCY": "4", "MESG_PUSHER_GRACE_PERIOD": "10"})
     try:

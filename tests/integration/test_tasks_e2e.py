@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 import pytest
 
-from mesg_pusher.definition import check_task_outputs, load_definition
 from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application, ExecutionResult
+from mesg_pusher.local_engine.app import Application
+from tests.support.e2e import channel, run
 from tests.support.stack import Stack
-
-DEFINITION = load_definition()
-
-
-def channel(prefix: str = "test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def run(app: Application, instance: bytes, task: str, inputs: dict[str, Any]) -> ExecutionResult:
-    result = await app.execute_task_and_wait_result(instance, task, inputs, timeout=20)
-    if result.ok:
-        # The engine would silently turn outputs that do not match mesg.yml into a failure.
-        assert check_task_outputs(DEFINITION.name, DEFINITION.tasks[task], result.outputs or {}) is None
-    return result
 
 
 async def test_trigger_delivers_object_data_intact(

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mesg_pusher.definition import check_event_data, load_definition
-from mesg_pusher.local_engine.app import Application, EventListener, ExecutionResult
+from mesg_pusher.definition import check_event_data
+from mesg_pusher.local_engine.app import EventListener
+from tests.support.e2e import DEFINITION, channel, run
 
-DEFINITION = load_definition()
-
-
-def channel(prefix: str = "recv") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+__all__ = ["DEFINITION", "channel", "next_event", "no_event", "run"]
 
 
 async def next_event(
@@ -38,7 +34,3 @@ async def no_event(
             assert not matches(data), f"unexpected event {data}"
             if until(data):
                 return
-
-
-async def run(app: Application, instance: bytes, task: str, inputs: dict[str, Any]) -> ExecutionResult:
-    return await app.execute_task_and_wait_result(instance, task, inputs, timeout=20)

@@ -126,15 +126,7 @@ class Counter:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"machine": machine()}
     with Soketi() as soketi:
-        env = {
-            "PUSHER_APP_ID": soketi.app.app_id,
-            "PUSHER_APP_KEY": soketi.app.key,
-            "PUSHER_APP_SECRET": soketi.app.secret,
-            "PUSHER_HOST": soketi.host,
-            "PUSHER_PORT": str(soketi.port),
-            "PUSHER_USE_TLS": "false",
-        }
-        engine = EngineProcess(env=env).start()
+        engine = EngineProcess(env=soketi.pusher_env()).start()
         try:
             async with Application.connect(engine.endpoint) as app:
                 instance = await app.resolve("com.mesg.pusher")

@@ -36,17 +36,8 @@ def pusher_target() -> Iterator[tuple[dict[str, str], str, str, str]]:
         options = settings.resolve({})
     except ConfigError:
         with Soketi() as soketi:
-            app = soketi.app
-            env = {
-                "PUSHER_APP_ID": app.app_id,
-                "PUSHER_APP_KEY": app.key,
-                "PUSHER_APP_SECRET": app.secret,
-                "PUSHER_HOST": soketi.host,
-                "PUSHER_PORT": str(soketi.port),
-                "PUSHER_USE_TLS": "false",
-            }
             print(f"Pusher: local soketi on {soketi.http_url} (put PUSHER_* in .env to use real Pusher)")
-            yield env, soketi.ws_url(), app.key, app.secret
+            yield soketi.pusher_env(), soketi.ws_url(), soketi.app.key, soketi.app.secret
         return
     env = {k: v for k, v in environment.items() if k.startswith("PUSHER_") and v}
     cluster = environment.get("PUSHER_CLUSTER") or "mt1"

@@ -117,6 +117,17 @@ class Soketi:
     def http_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def pusher_env(self) -> dict[str, str]:
+        """The PUSHER_* variables that point the service at this server over plain HTTP."""
+        return {
+            "PUSHER_APP_ID": self.app.app_id,
+            "PUSHER_APP_KEY": self.app.key,
+            "PUSHER_APP_SECRET": self.app.secret,
+            "PUSHER_HOST": self.host,
+            "PUSHER_PORT": str(self.port),
+            "PUSHER_USE_TLS": "false",
+        }
+
     def ws_url(self, key: str | None = None) -> str:
         """Pusher protocol-7 WebSocket URL for `key` (default: this app's key)."""
         key = self.app.key if key is None else key

@@ -17,6 +17,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from mesg_pusher.receive.listener import parse_data
+
 Frame = dict[str, Any]
 
 
@@ -42,16 +44,6 @@ def sign_private(key: str, secret: str, socket_id: str, channel: str, channel_da
 def sign_user(key: str, secret: str, socket_id: str, user_data: str) -> str:
     """`auth` for pusher:signin: key:hex(hmac_sha256(secret, "socket_id::user::user_data"))."""
     return f"{key}:{_hmac_hex(secret, f'{socket_id}::user::{user_data}')}"
-
-
-def _parse_data(data: Any) -> Any:
-    # Pusher sends event data as a string holding JSON; decode it when it is JSON.
-    if isinstance(data, str):
-        try:
-            return json.loads(data)
-        except ValueError:
-            return data
-    return data
 
 
 def _is_internal(event: str) -> bool:
@@ -209,7 +201,7 @@ class PusherWS:
         while True:
             raw = await self.connection.recv()
             frame = json.loads(raw)
-            frame["data"] = _parse_data(frame.get("data"))
+            frame["data"] = parse_data(frame.get("data"))
             if frame.get("event") == "pusher:ping":
                 await self.send("pusher:pong", {})
                 continue

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mesg_pusher.backoff import backoff
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import EngineError, EngineRejected
 
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
-RETRY_FIRST = 0.2
-RETRY_CAP = 5.0
 
 Outcome = Literal["accepted", "rejected", "dropped"]
 
@@ -119,9 +117,7 @@ class Emitter:
                 attempt += 1
                 if attempt == 1 or attempt % 10 == 0:
                     logger.warning("%s; %d events held, retrying (attempt %d)", exc, self.pending, attempt)
-                await asyncio.sleep(
-                    min(RETRY_CAP, RETRY_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                )
+                await asyncio.sleep(backoff(attempt - 1))
                 continue
             self.accepted += 1
             if attempt:

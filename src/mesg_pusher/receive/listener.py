@@ -13,8 +13,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -26,10 +24,12 @@ from typing import Any
 import nacl.exceptions
 import nacl.secret
 from pusher.crypto import generate_shared_secret
+from pusher.signature import sign
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from mesg_pusher import __version__
+from mesg_pusher.backoff import backoff
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError, PusherError
 from mesg_pusher.receive.emitter import Emitter
@@ -41,7 +41,6 @@ ACTIVITY_TIMEOUT = 120.0
 PONG_TIMEOUT = 30.0
 OPEN_TIMEOUT = 10.0
 CONFIRM_TIMEOUT = 10.0
-RECONNECT_FIRST = 0.2
 RECONNECT_CAP = 10.0
 PAUSE_4100 = 2.0
 STABLE_AFTER = 5.0
@@ -50,10 +49,6 @@ ENCRYPTED = "private-encrypted-"
 
 class GiveUp(Exception):
     """Pusher closed with a 4000-4099 code: reconnecting would fail the same way."""
-
-
-def _sign(secret: str, message: str) -> str:
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
 def parse_data(data: Any) -> Any:
@@ -208,11 +203,7 @@ class Listener:
                 pause = PAUSE_4100 * random.uniform(1.0, 1.5)
             if time.monotonic() - began > STABLE_AFTER:
                 attempt = 0
-            delay = (
-                pause
-                if pause is not None
-                else min(RECONNECT_CAP, RECONNECT_FIRST * 2**attempt) * random.uniform(0.5, 1.0)
-            )
+            delay = pause if pause is not None else backoff(attempt, cap=RECONNECT_CAP)
             attempt += 1
             logger.warning(
                 "Pusher connection to %s lost (%s); reconnecting in %.1f s (attempt %d)",
@@ -357,11 +348,9 @@ class Listener:
         if name.startswith("presence-"):
             channel_data = json.dumps({"user_id": self.user_id})
             data["channel_data"] = channel_data
-            data["auth"] = (
-                f"{options.key}:{_sign(options.secret, f'{self._socket_id}:{name}:{channel_data}')}"
-            )
+            data["auth"] = f"{options.key}:{sign(options.secret, f'{self._socket_id}:{name}:{channel_data}')}"
         elif name.startswith("private-"):
-            data["auth"] = f"{options.key}:{_sign(options.secret, f'{self._socket_id}:{name}')}"
+            data["auth"] = f"{options.key}:{sign(options.secret, f'{self._socket_id}:{name}')}"
         await self._send(ws, "pusher:subscribe", data)
 
     @staticmethod
