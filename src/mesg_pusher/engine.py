@@ -36,6 +36,7 @@ TRANSIENT = frozenset(
     }
 )
 CALL_TIMEOUT = 10.0
+MAX_UPDATE_BYTES = 4 * 1024 * 1024 - 1024  # gRPC's default receive limit, less headroom
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,10 @@ class EngineClient:
             options=[
                 ("grpc.keepalive_time_ms", keepalive_ms),
                 ("grpc.keepalive_timeout_ms", 20_000),
+                # grpcio (1.85 here) times out every ping, keepalive ones included, after this
+                # (default 60 s) whatever keepalive_timeout_ms says: without it, a path that
+                # went silent took 61 s, not 22 s, to notice (tests/faults, silent path).
+                ("grpc.http2.ping_timeout_ms", 20_000),
                 ("grpc.keepalive_permit_without_calls", 0),
                 ("grpc.http2.max_pings_without_data", 0),
                 ("grpc.initial_reconnect_backoff_ms", 200),
@@ -135,7 +140,18 @@ class EngineClient:
         if error is not None:
             request.error = error
         else:
-            fill_struct(request.outputs, outputs or {})
+            try:
+                fill_struct(request.outputs, outputs or {})
+            except (TypeError, ValueError, RecursionError) as exc:
+                request.error = f"mesg-pusher could not encode its outputs: {type(exc).__name__}"
+            else:
+                # The engine refuses messages over gRPC's 4 MB default, and a refusal would be
+                # taken for the engine being away: turn such a result into an error instead.
+                if request.ByteSize() > MAX_UPDATE_BYTES:
+                    request.error = (
+                        f"outputs are {request.ByteSize()} bytes, over the engine's "
+                        f"{MAX_UPDATE_BYTES // 1024 // 1024} MB message limit"
+                    )
         try:
             await self._executions.Update(request, timeout=CALL_TIMEOUT)
         except grpc.aio.AioRpcError as exc:

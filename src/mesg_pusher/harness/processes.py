@@ -102,11 +102,15 @@ class EngineProcess(Child):
         env: Mapping[str, str] | None = None,
         mesg_yml: Path | None = None,
         extra_args: Sequence[str] = (),
+        state_file: Path | str | None = None,
     ) -> None:
         self.instance_env = dict(env or {})
+        self.state_file = state_file
         argv = [sys.executable, "-m", "mesg_pusher.local_engine", "--port", str(port)]
         if mesg_yml is not None:
             argv += ["--mesg-yml", str(mesg_yml)]
+        if state_file is not None:
+            argv += ["--state-file", str(state_file)]
         for key, value in self.instance_env.items():
             argv += ["--env", f"{key}={value}"]
         super().__init__("engine", [*argv, *extra_args], python_env())

@@ -145,6 +145,22 @@ class Application:
         )
         return bytes(response.hash)
 
+    async def get_execution(self, execution_hash: bytes) -> ExecutionResult:
+        """``Execution.Get``: the execution as the engine holds it now (status may be InProgress)."""
+        message = await self._executions.Get(api_execution_pb2.GetExecutionRequest(hash=execution_hash))
+        return ExecutionResult.from_message(message)
+
+    async def update_execution(
+        self, execution_hash: bytes, outputs: Mapping[str, Any] | None = None, error: str | None = None
+    ) -> None:
+        """``Execution.Update`` as anyone may call it: finish an execution with outputs or an error."""
+        request = api_execution_pb2.UpdateExecutionRequest(hash=execution_hash)
+        if error is not None:
+            request.error = error
+        else:
+            request.outputs.CopyFrom(dict_to_struct(outputs or {}))
+        await self._executions.Update(request)
+
     async def execute_task_and_wait_result(
         self,
         instance_hash: bytes,

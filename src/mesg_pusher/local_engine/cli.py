@@ -10,6 +10,9 @@ with the instance's env (mesg.yml defaults overridden by ``--env``) plus ``MESG_
 ``MESG_TOKEN``. SIGTERM or SIGINT stops the child (SIGTERM, then SIGKILL after
 ``--stop-timeout`` seconds, like ``docker stop``) and then the engine. If the child exits on
 its own, the engine stops too and exits with the child's status.
+
+``--state-file PATH`` keeps executions across restarts (see ``start_engine``). SIGUSR1 ends
+every open execution and event stream cleanly (status OK), for fault tests.
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ def build_parser(prog: str = "python -m mesg_pusher.local_engine") -> argparse.A
         default=100_000,
         help="finished executions kept for Execution.Get (default 100000)",
     )
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="keep executions in this append-only file and replay it at start, so they survive "
+        "a restart as in the real engine (default: in memory only)",
+    )
     parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     parser.add_argument(
         "--run-service",
@@ -102,11 +113,14 @@ async def _run(args: argparse.Namespace) -> int:
         definition,
         args.env,
         max_finished_executions=args.max_finished_executions,
+        state_file=args.state_file,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # Fault injection for tests, outside gRPC: SIGUSR1 ends every open stream cleanly.
+    loop.add_signal_handler(signal.SIGUSR1, _close_streams, engine)
     try:
         print(
             f"READY endpoint={engine.endpoint} token={engine.token} service={b58encode(engine.service_hash)}",
@@ -124,7 +138,7 @@ async def _run(args: argparse.Namespace) -> int:
             return 0
         return await _supervise(engine, args.run_service, stop, args.stop_timeout)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             loop.remove_signal_handler(signum)
         await engine.stop(grace=1.0)
         logger.info("local engine stopped")
@@ -165,6 +179,11 @@ async def _supervise(
         await exited
     logger.info("service process %d exited with status %s", child.pid, child.returncode)
     return 0
+
+
+def _close_streams(engine: LocalEngine) -> None:
+    count = engine.state.close_streams()
+    logger.warning("SIGUSR1: closing %d open streams", count)
 
 
 def service_env(engine: LocalEngine, base: Mapping[str, str]) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from mesg_pusher.local_engine.state import (
     DEFAULT_MAX_FINISHED_EXECUTIONS,
     DEFAULT_QUEUE_SIZE,
     EngineState,
+    ExecutionJournal,
 )
 
 logger = logging.getLogger(__name__)
@@ -27,6 +29,12 @@ __all__ = ["LocalEngine", "start_engine"]
 _SERVER_OPTIONS = (
     # Without this, gRPC on Linux lets a second engine bind the same port silently.
     ("grpc.so_reuseport", 0),
+    # Accept client keepalive pings down to every second (the default minimum is 5 minutes,
+    # and a client pinging faster gets GOAWAY too_many_pings), so tests can make a service
+    # notice a dead path in seconds with MESG_PUSHER_KEEPALIVE_MS.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 1_000),
+    ("grpc.http2.max_ping_strikes", 0),
 )
 
 
@@ -40,6 +48,7 @@ class LocalEngine:
     state: EngineState
     definition: ServiceDefinition
     server: grpc.aio.Server
+    journal: ExecutionJournal | None = None
 
     @property
     def token(self) -> str:
@@ -54,6 +63,8 @@ class LocalEngine:
     async def stop(self, grace: float | None = 1.0) -> None:
         """Stop serving; open streams end when the grace period is over."""
         await self.server.stop(grace)
+        if self.journal is not None:
+            self.journal.close()
 
     async def wait_for_termination(self) -> None:
         await self.server.wait_for_termination()
@@ -78,18 +89,28 @@ async def start_engine(
     *,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     max_finished_executions: int = DEFAULT_MAX_FINISHED_EXECUTIONS,
+    state_file: str | os.PathLike[str] | None = None,
 ) -> LocalEngine:
     """Serve mesg.api on ``host:port`` (0 picks a free port) and deploy ``definition``.
 
     Like ``mesg-cli service:dev``: the service is created from the definition (default: the
     mesg.yml found by ``locate_definition``) and one instance is started with ``env``
     (``K=V`` overrides of the mesg.yml defaults). Raises ``OSError`` if the port is taken.
+
+    With ``state_file``, executions survive a restart as in the real engine: the file's
+    journal is replayed (executions of this instance come back InProgress, Completed or
+    Failed) and every Create and Update is appended to it. Without it, all is in memory.
     """
     if not isinstance(definition, ServiceDefinition):
         definition = load_definition(definition)
     state = EngineState(queue_size=queue_size, max_finished_executions=max_finished_executions)
     service_hash = state.create_service(create_service_request(definition))
     instance_hash = state.create_instance(service_hash, env)
+    journal = None
+    if state_file is not None:
+        journal = ExecutionJournal(state_file)
+        restored = state.persist_to(journal)
+        logger.info("state file %s: %d executions restored", journal.path, restored)
 
     host = host.strip("[]")
     server = grpc.aio.server(options=_SERVER_OPTIONS)
@@ -98,8 +119,12 @@ async def start_engine(
     try:
         bound = server.add_insecure_port(address)
     except RuntimeError as exc:
+        if journal is not None:
+            journal.close()
         raise OSError(f"local engine cannot listen on {address}: {exc}") from exc
     if not bound:
+        if journal is not None:
+            journal.close()
         raise OSError(f"local engine cannot listen on {address}")
     await server.start()
     endpoint = f"{_client_host(host)}:{bound}"
@@ -111,6 +136,7 @@ async def start_engine(
         state=state,
         definition=definition,
         server=server,
+        journal=journal,
     )
 
 

@@ -166,6 +166,8 @@ def _stream(
             queue = subscription.queue
             while True:
                 payload = await queue.get()
+                if not payload and subscription.closed:
+                    return  # EngineState.close_streams: end with status OK
                 if subscription.dropped:
                     await context.abort(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,

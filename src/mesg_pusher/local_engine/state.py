@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import logging
 import os
+import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ __all__ = [
     "EngineState",
     "EventFilter",
     "ExecutionFilter",
+    "ExecutionJournal",
     "LocalEngineError",
     "Subscription",
     "merge_env",
@@ -141,12 +143,14 @@ class Subscription(Generic[_F]):
     mutates it) and costs one serialisation however many streams receive it.
     """
 
-    __slots__ = ("dropped", "filter", "queue")
+    __slots__ = ("closed", "dropped", "filter", "queue")
 
     def __init__(self, filter: _F, maxsize: int) -> None:
         self.filter: _F = filter
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize)
         self.dropped = False
+        #: Set by ``EngineState.close_streams``: the stream ends cleanly (status OK).
+        self.closed = False
 
 
 class _Service:
@@ -178,6 +182,55 @@ class _Execution:
         self.tags = tuple(message.tags)
 
 
+_RECORD_HEADER = struct.Struct(">I")
+
+
+class ExecutionJournal:
+    """An append-only file of executions, as the real engine persists them (LevelDB).
+
+    Each record is a 4-byte big-endian length and a serialised ``mesg.types.Execution``: its
+    state after a Create or an Update, the last record of a hash winning on replay. A record
+    is one ``os.write`` on an ``O_APPEND`` descriptor, so once the call returns the kernel has
+    it and a SIGKILL of the engine loses nothing (a power cut may: there is no fsync). A
+    torn record at the end (a crash inside a write) is cut off when the file is opened.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+
+    def read(self) -> list[types_execution_pb2.Execution]:
+        """Every complete record, oldest first; truncates a torn tail."""
+        with open(self.path, "rb") as file:
+            data = file.read()
+        records: list[types_execution_pb2.Execution] = []
+        offset, size = 0, len(data)
+        while offset + _RECORD_HEADER.size <= size:
+            (length,) = _RECORD_HEADER.unpack_from(data, offset)
+            end = offset + _RECORD_HEADER.size + length
+            if end > size:
+                break
+            records.append(types_execution_pb2.Execution.FromString(data[offset + _RECORD_HEADER.size : end]))
+            offset = end
+        if offset != size:
+            logger.warning(
+                "state file %s: cut a torn record of %d bytes at its end", self.path, size - offset
+            )
+            os.truncate(self.path, offset)
+        return records
+
+    def append(self, payload: bytes) -> None:
+        record = _RECORD_HEADER.pack(len(payload)) + payload
+        written = os.write(self._fd, record)
+        if written != len(record):  # a full disk; never seen on a regular file otherwise
+            raise OSError(f"state file {self.path}: short write ({written} of {len(record)} bytes)")
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 class EngineState:
     """Everything engine v0.16 keeps, in memory, with its rules and its stream fan-out."""
 
@@ -201,6 +254,41 @@ class EngineState:
         self._event_subs: tuple[Subscription[EventFilter], ...] = ()
         self._salt = os.urandom(16)
         self._counter = itertools.count(1)
+        self._journal: ExecutionJournal | None = None
+
+    # --- persistence --------------------------------------------------------------------
+
+    def persist_to(self, journal: ExecutionJournal) -> int:
+        """Replay ``journal`` into this state, then append every execution change to it.
+
+        Call it once the service and its instances exist: an execution is restored only if
+        its instance is known (same mesg.yml and env give the same instance hash). Returns
+        the number of executions restored.
+        """
+        restored: dict[bytes, types_execution_pb2.Execution] = {}
+        for message in journal.read():
+            restored.pop(message.hash, None)  # re-insert: order of last change, oldest first
+            restored[message.hash] = message
+        skipped = 0
+        for execution_hash, message in restored.items():
+            if message.status == IN_PROGRESS:
+                instance = self._instances.get(message.instanceHash)
+                task = instance.service.definition.tasks.get(message.taskKey) if instance else None
+                if instance is None or task is None:
+                    skipped += 1
+                    continue
+                self._executions[execution_hash] = _Execution(message, instance.service.definition.name, task)
+            else:
+                self._executions.pop(execution_hash, None)
+                self._finished[execution_hash] = (message.status, message.SerializeToString())
+                while len(self._finished) > self._max_finished:
+                    self._finished.popitem(last=False)
+        if skipped:
+            logger.warning(
+                "state file %s: %d executions of unknown instances not restored", journal.path, skipped
+            )
+        self._journal = journal
+        return len(restored) - skipped
 
     # --- services -----------------------------------------------------------------------
 
@@ -312,7 +400,9 @@ class EngineState:
         )
         record = _Execution(message, definition.name, task)
         self._executions[execution_hash] = record
-        self._publish_execution(record)
+        payload = self._publish_execution(record)
+        if self._journal is not None:
+            self._journal.append(payload or message.SerializeToString())
         return execution_hash
 
     def get_execution(self, execution_hash: bytes) -> bytes:
@@ -352,6 +442,8 @@ class EngineState:
         else:
             raise LocalEngineError(grpc.StatusCode.INVALID_ARGUMENT, "no execution result supplied")
         payload = self._publish_execution(record) or message.SerializeToString()
+        if self._journal is not None:
+            self._journal.append(payload)
         self._retire(request.hash, message.status, payload)
 
     def _execution(self, execution_hash: bytes) -> _Execution:
@@ -455,9 +547,30 @@ class EngineState:
 
     # --- shared -------------------------------------------------------------------------
 
+    def close_streams(self) -> int:
+        """End every open execution and event stream cleanly, as a restarting proxy would.
+
+        Subscribers are unregistered at once (nothing more is queued for them); each stream
+        ends with status OK once it has sent what was already queued. Returns their number.
+        """
+        subscriptions = (*self._execution_subs, *self._event_subs)
+        self._execution_subs = ()
+        self._event_subs = ()
+        for subscription in subscriptions:
+            subscription.closed = True
+            try:
+                subscription.queue.put_nowait(_WAKE_UP)
+            except asyncio.QueueFull:
+                subscription.dropped = True
+        return len(subscriptions)
+
     def _new_hash(self, kind: bytes) -> bytes:
         """A unique 32-byte hash: sha256 of a counter and this engine's random salt."""
         return hashlib.sha256(kind + self._salt + next(self._counter).to_bytes(8, "big")).digest()
+
+
+#: Queued to wake a closed stream; never a message (an Execution or Event always has a hash).
+_WAKE_UP = b""
 
 
 def _deliver(subscription: Subscription[_F], payload: bytes) -> bool:

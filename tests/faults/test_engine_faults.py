@@ -1,0 +1,364 @@
+"""Engine-side faults (issue 6), with the real service process, the local engine and soketi.
+
+- the engine is not there when the service starts, and comes 5 s later;
+- the engine is SIGKILLed with 200 executions in flight and restarted with its state file;
+- the engine ends the stream cleanly (SIGUSR1), or the path to it goes silent (keepalive);
+- an Update the engine refuses (already finished, unknown hash) is logged once, not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mesg_pusher.base58 import b58encode
+from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.soketi import Soketi, free_port
+from mesg_pusher.harness.ws_client import PusherWS
+from mesg_pusher.local_engine import start_engine
+from mesg_pusher.local_engine.app import Application, ExecutionResult
+from mesg_pusher.local_engine.state import ExecutionJournal
+from tests.support.tcp_proxy import TcpProxy
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class SilentProxy:
+    """A TCP relay (like tests/support/tcp_proxy.TcpProxy) that can go silent.
+
+    ``blackhole()`` makes every connection open at that moment stop forwarding in both
+    directions without closing: bytes are read and thrown away, as when a NAT or a cloud load
+    balancer forgets an idle flow. Connections made afterwards are relayed normally.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+        self._live: list[dict[str, bool]] = []
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> SilentProxy:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+        return self
+
+    def blackhole(self) -> int:
+        """Silence every open connection; the number silenced."""
+        for flags in self._live:
+            flags["silent"] = True
+        count, self._live = len(self._live), []
+        return count
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        flags = {"silent": False}
+        self._live.append(flags)
+        self._writers |= {client_writer, server_writer}
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while chunk := await reader.read(65536):
+                    if not flags["silent"]:
+                        writer.write(chunk)
+                        await writer.drain()
+            writer.transport.abort()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
+        self._writers -= {client_writer, server_writer}
+        with contextlib.suppress(ValueError):
+            self._live.remove(flags)
+
+
+@pytest.fixture
+async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
+    """soketi behind a relay that holds each request 1 s: executions stay in flight a while."""
+    proxy = await TcpProxy(soketi.port, delay=1.0).start()
+    yield proxy
+    await proxy.stop()
+
+
+def trigger_inputs(channel: str, i: int) -> dict[str, Any]:
+    return {"channel": channel, "name": "n", "data": {"i": i}}
+
+
+async def trigger_all(app: Application, instance: bytes, channel: str, count: int) -> list[ExecutionResult]:
+    return await asyncio.gather(
+        *(
+            app.execute_task_and_wait_result(instance, "trigger", trigger_inputs(channel, i), timeout=60)
+            for i in range(count)
+        )
+    )
+
+
+async def wait_for_log(service: ServiceProcess, text: str, timeout: float = 20.0, after: int = 0) -> None:
+    """``service.wait_for_log`` off the event loop (relays in the path run on this loop)."""
+    await asyncio.to_thread(service.wait_for_log, text, timeout, after)
+
+
+async def settled(app: Application, hashes: list[bytes], timeout: float) -> list[ExecutionResult]:
+    """Poll ``Execution.Get`` until none of ``hashes`` is InProgress (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        results = list(await asyncio.gather(*(app.get_execution(h) for h in hashes)))
+        if all(r.status != "InProgress" for r in results) or time.monotonic() > deadline:
+            return results
+        await asyncio.sleep(0.2)
+
+
+def stop_all(service: ServiceProcess, engine: EngineProcess) -> int | None:
+    code = service.stop()
+    engine.stop()
+    return code
+
+
+# --- the state file -----------------------------------------------------------------------
+
+
+async def test_state_file_restores_executions_after_a_restart(tmp_path: Path) -> None:
+    """In-process check of the journal: created, finished and torn records across a restart."""
+    path = tmp_path / "engine.state"
+    engine = await start_engine(state_file=path)
+    async with Application.connect(engine.endpoint) as app:
+        instance = await app.resolve("com.mesg.pusher")
+        hashes = [await app.execute_task(instance, "trigger", trigger_inputs("c", i)) for i in range(3)]
+        await app.update_execution(hashes[0], error="gave up")
+    await engine.stop()
+    size = path.stat().st_size
+    with path.open("ab") as file:
+        file.write(b"\x00\x00\x01\x00partial")  # a crash in the middle of a record
+
+    engine = await start_engine(port=int(engine.endpoint.rsplit(":", 1)[1]), state_file=path)
+    try:
+        assert path.stat().st_size == size  # the torn tail was cut
+        async with Application.connect(engine.endpoint) as app:
+            first, second, _ = [await app.get_execution(h) for h in hashes]
+            assert (first.status, first.error) == ("Failed", "gave up")
+            assert second.status == "InProgress"
+            await app.update_execution(hashes[1], error="late")  # accepted: the engine knows it
+            second = await app.get_execution(hashes[1])
+            assert (second.status, second.error) == ("Failed", "late")
+            with pytest.raises(Exception, match="instead of"):
+                await app.update_execution(hashes[0], error="again")
+    finally:
+        await engine.stop()
+    assert len(ExecutionJournal(path).read()) == 5  # 3 creates, 2 updates
+
+
+# --- engine side --------------------------------------------------------------------------
+
+
+async def test_engine_started_5s_after_the_service(soketi: Soketi) -> None:
+    engine = EngineProcess(env=soketi.pusher_env()).start()  # learn its port and instance token
+    engine.stop()
+    service = ServiceProcess(engine)
+    try:
+        service.start()
+        await asyncio.sleep(5.0)
+        log = service.log()
+        assert service.running, log
+        assert "ready: subscribed" not in log
+        attempts = log.count(f"connecting to the engine at {engine.endpoint}")
+        assert attempts >= 3, log  # it keeps trying, with backoff
+        engine.restart()
+        await wait_for_log(service, "ready: subscribed", 20)
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            results = await trigger_all(app, instance, f"late-{uuid.uuid4().hex[:8]}", 10)
+        assert [r.status for r in results] == ["Completed"] * 10, [r.error for r in results]
+    finally:
+        assert stop_all(service, engine) == 0
+
+
+async def test_engine_sigkilled_with_200_in_flight_every_result_arrives_once(
+    soketi: Soketi, slow_pusher: TcpProxy, tmp_path: Path
+) -> None:
+    count = 200
+    engine = EngineProcess(env=soketi.pusher_env(), state_file=tmp_path / "engine.state").start()
+    service = ServiceProcess(
+        engine,
+        env={
+            "PUSHER_PORT": str(slow_pusher.port),
+            "PUSHER_TIMEOUT": "30000",
+            "MESG_PUSHER_CONCURRENCY": "256",  # all 200 at Pusher at once
+        },
+    )
+    channel = f"kill-{uuid.uuid4().hex[:8]}"
+    try:
+        await asyncio.to_thread(service.start_ready)
+        async with PusherWS(soketi.ws_url()) as ws:
+            await ws.subscribe(channel)
+            async with Application.connect(engine.endpoint) as app:
+                instance = await app.resolve("com.mesg.pusher")
+                hashes = await asyncio.gather(
+                    *(app.execute_task(instance, "trigger", trigger_inputs(channel, i)) for i in range(count))
+                )
+                await asyncio.sleep(0.3)  # received by the service, held 1 s by the slow Pusher
+                offset = len(service.log())
+                engine.kill()
+            # The Pusher calls succeed while the engine is dead: each result is held.
+            received = [
+                (await ws.next_event(channel=channel, event="n", timeout=30))["data"]["i"]
+                for _ in range(count)
+            ]
+            assert sorted(received) == list(range(count))
+            await wait_for_log(service, "held for retry", 10, after=offset)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(engine.restart)
+            assert f"{count} executions restored" in engine.log()
+            async with Application.connect(engine.endpoint) as app:
+                results = await settled(app, hashes, timeout=30)
+                statuses = [r.status for r in results]
+                assert statuses == ["Completed"] * count, {s: statuses.count(s) for s in set(statuses)}
+                # and the service serves again
+                await wait_for_log(service, "ready: subscribed", 20, after=offset)
+                again = await trigger_all(app, await app.resolve("com.mesg.pusher"), channel, 1)
+                assert again[0].ok, again[0].error
+            # exactly once on Pusher: the 200 and the new one, nothing more
+            assert (await ws.next_event(channel=channel, event="n", timeout=10))["data"]["i"] == 0
+            with pytest.raises(TimeoutError):
+                await ws.next_event(channel=channel, event="n", timeout=1.0)
+        log = service.log()[offset:]
+        assert "result dropped" not in log, log[-3000:]  # no Update was refused: none sent twice
+        assert "engine back: delivering" in log
+    finally:
+        assert stop_all(service, engine) == 0
+
+
+async def test_stream_closed_by_the_engine_service_resubscribes(soketi: Soketi) -> None:
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    service = ServiceProcess(engine)
+    try:
+        service.start_ready()
+        for _ in range(2):
+            offset = len(service.log())
+            engine.signal(signal.SIGUSR1)
+            await wait_for_log(service, "the engine closed the execution stream", 10, after=offset)
+            await wait_for_log(service, "ready: subscribed", 10, after=offset)
+        assert "SIGUSR1: closing" in engine.log()
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            results = await trigger_all(app, instance, f"closed-{uuid.uuid4().hex[:8]}", 5)
+        assert all(r.ok for r in results), [r.error for r in results]
+    finally:
+        assert stop_all(service, engine) == 0
+
+
+@pytest.mark.timeout(120)
+async def test_silent_path_noticed_by_keepalive_service_resubscribes(soketi: Soketi) -> None:
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    path = await SilentProxy(engine.port).start()
+    service = ServiceProcess(
+        engine, env={"MESG_ENDPOINT": f"127.0.0.1:{path.port}", "MESG_PUSHER_KEEPALIVE_MS": "2000"}
+    )
+    try:
+        await asyncio.to_thread(service.start_ready)
+        # Pings every 2 s on an idle stream are accepted: no GOAWAY, no resubscription.
+        offset = len(service.log())
+        await asyncio.sleep(6.0)
+        assert "ready: subscribed" not in service.log()[offset:], service.log()[offset:]
+        assert path.blackhole() >= 1
+        silenced = time.monotonic()
+        # Nothing closes the connection: only the unanswered keepalive ping (2 s + 20 s) tells.
+        await wait_for_log(service, "ready: subscribed", 60, after=offset)
+        noticed = time.monotonic() - silenced
+        assert noticed < 40, noticed
+        assert path.connections >= 2
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            results = await trigger_all(app, instance, f"silent-{uuid.uuid4().hex[:8]}", 5)
+        assert all(r.ok for r in results), [r.error for r in results]
+    finally:
+        code = await asyncio.to_thread(stop_all, service, engine)
+        await path.stop()
+    assert code == 0
+
+
+async def test_update_refused_as_already_finished_is_logged_once(
+    soketi: Soketi, slow_pusher: TcpProxy
+) -> None:
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    service = ServiceProcess(engine, env={"PUSHER_PORT": str(slow_pusher.port), "PUSHER_TIMEOUT": "20000"})
+    try:
+        await asyncio.to_thread(service.start_ready)
+        offset = len(service.log())
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            channel = f"refused-{uuid.uuid4().hex[:8]}"
+            hashes = [
+                await app.execute_task(instance, "trigger", trigger_inputs(channel, i)) for i in range(5)
+            ]
+            # Someone else finishes them while the service waits on the slow Pusher.
+            for execution_hash in hashes:
+                await app.update_execution(execution_hash, error="cancelled by the application")
+            await _wait_count(service, "result dropped", 5, offset, timeout=20)
+            await asyncio.sleep(3.0)  # any retry would show up by now
+            lines = [line for line in service.log()[offset:].splitlines() if "result dropped" in line]
+            assert len(lines) == 5, lines
+            for execution_hash in hashes:
+                mine = [line for line in lines if b58encode(execution_hash) in line]
+                assert len(mine) == 1 and "instead of" in mine[0], lines
+                result = await app.get_execution(execution_hash)
+                assert (result.status, result.error) == ("Failed", "cancelled by the application")
+            assert "held for retry" not in service.log()[offset:]
+    finally:
+        assert await asyncio.to_thread(stop_all, service, engine) == 0
+
+
+async def test_update_of_unknown_execution_is_logged_once(soketi: Soketi, slow_pusher: TcpProxy) -> None:
+    """An engine restarted without its state (in memory) forgets executions: NOT_FOUND, once."""
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    service = ServiceProcess(engine, env={"PUSHER_PORT": str(slow_pusher.port), "PUSHER_TIMEOUT": "20000"})
+    try:
+        await asyncio.to_thread(service.start_ready)
+        offset = len(service.log())
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            channel = f"unknown-{uuid.uuid4().hex[:8]}"
+            hashes = [
+                await app.execute_task(instance, "trigger", trigger_inputs(channel, i)) for i in range(5)
+            ]
+            # Let the stream deliver them: killed first, the engine would lose the last one
+            # before the service ever saw it (v0.16 does not replay).
+            await asyncio.sleep(0.3)
+        engine.kill()
+        await wait_for_log(service, "held for retry", 15, after=offset)
+        await asyncio.to_thread(engine.restart)
+        await _wait_count(service, "result dropped", 5, offset, timeout=20)
+        await asyncio.sleep(3.0)
+        lines = [line for line in service.log()[offset:].splitlines() if "result dropped" in line]
+        assert len(lines) == 5, lines
+        for execution_hash in hashes:
+            mine = [line for line in lines if b58encode(execution_hash) in line]
+            assert len(mine) == 1 and "not found" in mine[0], lines
+    finally:
+        assert await asyncio.to_thread(stop_all, service, engine) == 0
+
+
+async def _wait_count(service: ServiceProcess, text: str, count: int, offset: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while service.log()[offset:].count(text) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not seen {count} times:\n{service.log()[offset:][-3000:]}")
+        await asyncio.sleep(0.1)
