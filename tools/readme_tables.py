@@ -52,11 +52,7 @@ def common_inputs(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     if len(tasks) < 2:
         return {}
     first, *others = (dict(task.get("inputs") or {}) for task in tasks.values())
-    return {
-        key: param
-        for key, param in first.items()
-        if all(other.get(key) == param for other in others)
-    }
+    return {key: param for key, param in first.items() if all(other.get(key) == param for other in others)}
 
 
 def _section(key: str, item: Mapping[str, Any], tables: Sequence[tuple[str, str]]) -> str:

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 
+from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environment
 from mesg_pusher.definition import load_definition, locate_definition
 from mesg_pusher.engine import EngineClient
@@ -69,13 +70,15 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
     engine = EngineClient(settings.endpoint, settings.instance_hash, settings.keepalive_ms)
-    pool = ClientPool()
+    # One SSL context per process: the system store plus PUSHER_CA_BUNDLE, if set.
+    pool = ClientPool(pusher_settings.ssl_context)
     # The receiving side (issue 4): listener and webhook endpoint, when configured.
     receiving = Receiving(engine, pusher_settings, receive_settings or ReceiveSettings())
+    coalescer = Coalescer() if settings.coalesce else None
     worker = Worker(
         engine,
         handlers,
-        TaskContext(pusher_settings, pool, receiving.listener),
+        TaskContext(pusher_settings, pool, receiving.listener, coalescer),
         concurrency=settings.concurrency,
         grace_period=settings.grace_period,
     )
@@ -83,6 +86,10 @@ async def serve(
         await receiving.start()
         await worker.run(stop)
     finally:
+        if coalescer is not None and coalescer.calls:
+            logger.info(
+                "coalescing: %d triggers sent in %d calls to Pusher", coalescer.events, coalescer.calls
+            )
         await receiving.stop()
         await pool.close()
         await engine.close()
@@ -108,6 +115,8 @@ def run_service() -> int:
         path,
         settings.concurrency,
     )
+    if pusher_settings.ca_bundle is not None:
+        logger.info("trusting the CA certificates in PUSHER_CA_BUNDLE %s", pusher_settings.ca_bundle)
     try:
         pusher_settings.resolve({})
     except (ConfigError, InputError) as exc:

@@ -12,17 +12,19 @@ import binascii
 import math
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
 from mesg_pusher.base58 import b58decode
 from mesg_pusher.errors import ConfigError, InputError
-from mesg_pusher.redact import redact_url, url_password
+from mesg_pusher.redact import redact_pusher_url, redact_url, url_password
 
 # Connection input -> the variable that sets it; the order is the README's.
 VARIABLES: Mapping[str, str] = {
@@ -47,10 +49,26 @@ _FALSE = {"false", "0", "no", "n", "off"}
 _APP_ID = re.compile(r"^[0-9]+$")
 # PUSHER_URL, as Pusher's dashboard and Heroku add-on give it: http(s)://key:secret@host[:port]/apps/id
 _PUSHER_URL = re.compile(r"^(https?)://([^:@/]+):([^@/]+)@([^/:]+)(?::(\d+))?/apps/(\d+)/?$")
-_HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
+_LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+
+
+def valid_host(value: str) -> bool:
+    """A DNS name (labels of 1 to 63 characters, 253 in all), an IPv4 address or a bracketed IPv6."""
+    if _IPV6.fullmatch(value):
+        return True
+    name = value[:-1] if value.endswith(".") else value
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
+# A PEM file of CA certificates trusted besides the system's; a variable only (not an input),
+# as it is read from the service's own file system once per process.
+CA_BUNDLE_VARIABLE = "PUSHER_CA_BUNDLE"
 
 
 def _source(name: str, variable: str) -> str:
+    if not name:  # a process-wide setting with no execution input
+        return f"variable {variable}"
     return f"input {name!r} or variable {variable}"
 
 
@@ -146,7 +164,7 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
 
     host, cluster = get("host"), get("cluster")
     for name, value in (("host", host), ("cluster", cluster)):
-        if value is not None and (not isinstance(value, str) or not _HOST.match(value.strip())):
+        if value is not None and (not isinstance(value, str) or not valid_host(value.strip())):
             raise ConfigError(f"{_source(name, VARIABLES[name])} is not a valid host name")
     if host is not None:
         host = host.strip()
@@ -174,6 +192,14 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
     if proxy is not None:
         if not isinstance(proxy, str) or not proxy.strip().lower().startswith(("http://", "https://")):
             raise ConfigError(f"{_source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL")
+        try:
+            proxy_host = urlsplit(proxy.strip()).hostname
+        except ValueError:
+            proxy_host = None
+        if not proxy_host:
+            raise ConfigError(
+                f"{_source('proxy', 'PUSHER_PROXY')} must name a proxy host, e.g. http://proxy:3128"
+            )
         proxy = proxy.strip()
     master_key = get("encryptionMasterKeyBase64")
     if master_key is not None:
@@ -206,12 +232,32 @@ def parse_master_key(value: Any) -> str:
     return value.strip()
 
 
+def load_ssl_context(path: str | None) -> ssl.SSLContext | None:
+    """The system's trusted CAs plus those in the PEM file ``path`` (``PUSHER_CA_BUNDLE``).
+
+    ``None`` without a path: the transport then uses the system store alone. A ``ConfigError``
+    naming the variable if the file cannot be read or holds no certificate.
+    """
+    if path is None:
+        return None
+    where = f"{CA_BUNDLE_VARIABLE} {path!r}"
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cafile=os.path.expanduser(path))
+    except ssl.SSLError as exc:
+        reason = exc.reason or str(exc)
+        raise ConfigError(f"{where} holds no usable PEM CA certificate ({reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    return context
+
+
 def parse_pusher_url(url: str) -> dict[str, Any]:
     """Connection settings from ``PUSHER_URL``; a clear error (without the secret) if malformed."""
     match = _PUSHER_URL.match(url.strip())
     if not match:
         raise ConfigError(
-            f"PUSHER_URL {redact_url(url)!r} is not of the form http(s)://key:secret@host[:port]/apps/APP_ID"
+            f"PUSHER_URL {redact_pusher_url(url)!r} is not of the form http(s)://key:secret@host[:port]/apps/APP_ID"
         )
     scheme, key, secret, host, port, app_id = match.groups()
     values: dict[str, Any] = {
@@ -245,6 +291,11 @@ class PusherSettings:
             if (value := _clean(environment.get(variable))) is not None
         )
         self._resolve = lru_cache(maxsize=256)(self._resolve_uncached)
+        # Built once per process and shared by every HTTP pool (PUSHER_CA_BUNDLE, else None:
+        # the system store). Raises ConfigError, so a bad path stops the service at start.
+        ca_bundle = _clean(environment.get(CA_BUNDLE_VARIABLE))
+        self.ca_bundle: str | None = ca_bundle.strip() if ca_bundle is not None else None
+        self.ssl_context = load_ssl_context(self.ca_bundle)
 
     @classmethod
     def load(cls, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> PusherSettings:
@@ -316,6 +367,7 @@ class ServiceSettings:
     grace_period: float = 10.0
     keepalive_ms: int = 300_000
     log_level: str = "INFO"
+    coalesce: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 10_000:
@@ -360,5 +412,6 @@ class ServiceSettings:
             concurrency=int(number("MESG_PUSHER_CONCURRENCY", 64)),
             grace_period=number("MESG_PUSHER_GRACE_PERIOD", 10.0),
             keepalive_ms=int(number("MESG_PUSHER_KEEPALIVE_MS", 300_000)),
+            coalesce=parse_bool(_clean(environment.get("PUSHER_COALESCE")) or "true", "", "PUSHER_COALESCE"),
             log_level=(_clean(environment.get("LOG_LEVEL")) or "INFO").upper(),
         )

@@ -21,6 +21,27 @@ def redact_url(url: str) -> str:
         return MASK
 
 
+def redact_pusher_url(url: str) -> str:
+    """A ``PUSHER_URL`` fit to show, even a malformed one (where ``redact_url`` cannot tell).
+
+    Everything before the last ``@`` is user information (``key:secret``, a secret may hold
+    ``/``); without an ``@``, a ``key:secret`` reads as ``host:port``, so a non-numeric
+    "port" hides the whole authority.
+    """
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if "@" in rest:
+        rest = f"{MASK}@{rest.rpartition('@')[2]}"
+    else:
+        authority, slash, path = rest.partition("/")
+        if ":" in authority and not authority.rpartition(":")[2].isdigit():
+            authority = MASK
+        rest = authority + slash + path
+    return f"{scheme}{sep}{rest}"
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """``text`` with every occurrence of each non-trivial secret masked."""
     # Longest first, so a secret that starts with another is masked whole.

@@ -19,13 +19,14 @@ import logging
 import random
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from pusher.http import Request
 
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
-from mesg_pusher.redact import redact_url
+from mesg_pusher.redact import redact_url, url_password
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,17 @@ KEEPALIVE_SECONDS = 4.0
 MAX_CONNECTIONS = 256
 BACKOFF_FIRST = 0.05
 BACKOFF_CAP = 1.0
+
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
+_NAME_MISMATCH = (62, 64)
+
+
+def _has_user(url: str) -> bool:
+    try:
+        return urlsplit(url).username is not None
+    except ValueError:
+        return False
 
 
 def _backoff(attempt: int) -> float:
@@ -106,9 +118,8 @@ class Transport:
                     status = response.status
                     body = await response.text(encoding="utf-8", errors="replace")
             except aiohttp.ClientConnectorCertificateError as exc:
-                raise PusherUnreachable(
-                    f"TLS certificate of {self._where} not trusted: {exc.certificate_error}"
-                ) from None
+                # Not retried: the same certificate would be refused again.
+                raise PusherUnreachable(self._describe_certificate_error(exc.certificate_error)) from None
             except aiohttp.ClientConnectorSSLError as exc:
                 raise PusherUnreachable(f"TLS handshake with {self._where} failed: {exc}") from None
             except aiohttp.ClientConnectorError as exc:
@@ -151,10 +162,17 @@ class Transport:
                     f"({type(exc).__name__}); the event may or may not have been published, "
                     "so it was not retried"
                 ) from None
+            except aiohttp.ClientHttpProxyError as exc:
+                # The proxy refused to open a tunnel (CONNECT, for https): Pusher saw nothing.
+                # Only the status: the exception's own text holds the proxy URL, credentials and all.
+                raise self._proxy_refused(exc.status, exc.message) from None
             except aiohttp.ClientError as exc:
                 raise PusherUnreachable(
                     f"request to Pusher at {self._where} failed: {type(exc).__name__}"
                 ) from None
+            if status == 407 and self.options.proxy:
+                # A plain-http request through a proxy that wants (other) credentials.
+                raise self._proxy_refused(status, "Proxy Authentication Required")
             if status == 200 or status == 202:
                 try:
                     return json.loads(body) if body else {}
@@ -165,6 +183,35 @@ class Transport:
                 if await _pause_fits(deadline, attempt):
                     continue
             raise PusherHTTPError(status, body)
+
+    def _describe_certificate_error(self, error: Exception) -> str:
+        """Which check failed: the host name (wrong certificate) or the chain (untrusted CA)."""
+        code = getattr(error, "verify_code", None)
+        reason = getattr(error, "verify_message", None) or str(error)
+        if code in _NAME_MISMATCH:
+            return (
+                f"TLS certificate of {self._where} does not match the host name "
+                f"({reason}): connect with a host name the certificate lists"
+            )
+        return (
+            f"TLS certificate of {self._where} not trusted ({reason}): add its CA certificate "
+            "to the system store or give it in PUSHER_CA_BUNDLE (a PEM file)"
+        )
+
+    def _proxy_refused(self, status: int, message: str) -> PusherUnreachable:
+        proxy_url = self.options.proxy or ""
+        proxy = redact_url(proxy_url)
+        if status != 407:
+            return PusherUnreachable(
+                f"proxy {proxy} refused the connection to {self._where}: HTTP {status} {message}"
+            )
+        if url_password(proxy_url) is not None or _has_user(proxy_url):
+            hint = "it refused the credentials in the proxy URL"
+        else:
+            hint = "give them in the proxy URL, http://user:password@host:port"
+        return PusherUnreachable(
+            f"proxy {proxy} requires authentication (HTTP 407 Proxy Authentication Required): {hint}"
+        )
 
     def _describe_connect_error(self, exc: aiohttp.ClientConnectorError) -> str:
         if isinstance(exc, aiohttp.ClientProxyConnectionError):

@@ -334,7 +334,7 @@ async def test_signin_send_to_user_and_terminate(soketi_factory: SoketiFactory) 
 
 
 AUTHENTICATE_BAD = [
-    ({"socket_id": "123.456", "user_data": {"id": "", "name": "x"}}, "input 'id' is required"),
+    ({"socket_id": "123.456", "user_data": {"id": "", "name": "x"}}, "input 'user_data.id' is required"),
     ({"socket_id": "123.456", "user_data": {"id": "bad id!"}}, "may only contain"),
     ({"socket_id": "nope", "user_data": {"id": "u1"}}, "must look like 123.456"),
 ]

@@ -459,3 +459,16 @@ def test_grace_period_bounds(raw: str) -> None:
 def test_grace_period_not_a_number() -> None:
     with pytest.raises(ConfigError, match="MESG_PUSHER_GRACE_PERIOD must be a number"):
         ServiceSettings.from_environment({**SERVICE_ENV, "MESG_PUSHER_GRACE_PERIOD": "nan"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [(None, True), ("", True), ("false", False), ("NO", False), ("1", True)]
+)
+def test_coalescing_switch(raw: str | None, expected: bool) -> None:
+    environment = dict(SERVICE_ENV) if raw is None else {**SERVICE_ENV, "PUSHER_COALESCE": raw}
+    assert ServiceSettings.from_environment(environment).coalesce is expected
+
+
+def test_coalescing_switch_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^variable PUSHER_COALESCE must be true or false"):
+        ServiceSettings.from_environment({**SERVICE_ENV, "PUSHER_COALESCE": "maybe"})

@@ -12,6 +12,7 @@ import hmac
 import json
 from collections import deque
 from collections.abc import Callable
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any
 
@@ -57,9 +58,10 @@ class PusherWS:
     another; next_event() without `event=` only returns application (non-internal) events.
     """
 
-    def __init__(self, url: str, *, open_timeout: float = 5.0) -> None:
+    def __init__(self, url: str, *, open_timeout: float = 5.0, ssl: SSLContext | None = None) -> None:
         self.url = url
         self.open_timeout = open_timeout
+        self.ssl = ssl  # for wss:// with a certificate the system store does not trust
         self.socket_id = ""
         self.activity_timeout: int | None = None
         self._conn: ClientConnection | None = None
@@ -67,7 +69,9 @@ class PusherWS:
 
     async def __aenter__(self) -> PusherWS:
         # proxy=None: a loopback test server must never be reached through a *_proxy variable.
-        self._conn = await connect(self.url, open_timeout=self.open_timeout, proxy=None)
+        # ssl only when given: websockets picks its default context for wss:// when it is absent.
+        extra: dict[str, Any] = {} if self.ssl is None else {"ssl": self.ssl}
+        self._conn = await connect(self.url, open_timeout=self.open_timeout, proxy=None, **extra)
         try:
             frame = await self._wait_for(
                 lambda f: f["event"] in ("pusher:connection_established", "pusher:error"),

@@ -32,10 +32,9 @@ async def authorize_channel(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outp
     custom: dict[str, Any] | None = None
     if channel.startswith("presence-"):
         custom = {"user_id": check.user_id(inputs)}
-        info = inputs.get("user_info")
+        # Pusher keeps at most 1 KB of user_info per presence member.
+        info = check.json_object(inputs, "user_info", check.MAX_USER_INFO_BYTES, optional=True)
         if info is not None:
-            if not isinstance(info, dict):
-                raise InputError("input 'user_info' must be an object")
             custom["user_info"] = info
     elif channel.startswith("private-encrypted-") and options.encryption_master_key_base64 is None:
         raise InputError(
@@ -53,10 +52,9 @@ async def authenticate_user(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outp
     socket_id = check.socket_id(inputs)
     if socket_id is None:
         raise InputError("input 'socket_id' is required (the client's socket_id, e.g. 123.456)")
-    user_data = inputs.get("user_data")
-    if not isinstance(user_data, dict):
-        raise InputError("input 'user_data' must be an object with at least an 'id'")
-    check.user_id(user_data, "id")
+    user_data = check.json_object(inputs, "user_data", check.MAX_USER_DATA_BYTES)
+    assert user_data is not None
+    check.user_id(user_data, "id", where="user_data.")
     client = ctx.client(inputs)
     with sdk_errors():
         answer = client.authenticate_user(socket_id, user_data)

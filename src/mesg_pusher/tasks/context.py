@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pusher
 
+from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherSettings
 from mesg_pusher.pusher_client import ClientPool
 
@@ -26,6 +27,8 @@ class TaskContext:
     # The Pusher channel listener of the receiving side (subscribe/unsubscribe tasks); None
     # where the process runs without it.
     listener: Listener | None = None
+    # Sends concurrent single-channel triggers together (PUSHER_COALESCE); None when off.
+    coalescer: Coalescer | None = None
 
     def client(self, inputs: Mapping[str, Any]) -> pusher.Pusher:
         """The SDK client for this execution's connection settings."""

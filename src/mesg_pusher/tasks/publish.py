@@ -44,10 +44,21 @@ async def trigger(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     data = check.encode_data(inputs)
     channels = check.channel_list(inputs)
     socket_id = check.socket_id(inputs)
-    info = check.optional_string(inputs, "info")
+    info = check.attributes(inputs)
     options = ctx.settings.resolve(inputs)
     _check_encryption(channels, options.encryption_master_key_base64 is not None)
     client = ctx.pool.get(options)
+    if (
+        ctx.coalescer is not None
+        and info is None
+        and len(channels) == 1
+        and not is_encrypted_channel(channels[0])
+    ):
+        event = {"channel": channels[0], "name": name, "data": data}
+        if socket_id is not None:
+            event["socket_id"] = socket_id
+        await ctx.coalescer.trigger(options, client, event)
+        return dict(SENT)
     if info is None:
         with sdk_errors():
             pending = client.trigger(channels, name, data, socket_id)
@@ -79,7 +90,7 @@ def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
         }
         for key, value in (
             ("socket_id", check.socket_id(item, where=where)),
-            ("info", check.optional_string(item, "info", where=where)),
+            ("info", check.attributes(item, where=where)),
         ):
             if value is not None:
                 event[key] = value

@@ -36,10 +36,8 @@ def query(inputs: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
     # The SDK puts query values in unencoded: an `&` or `+` would break the signed query.
     if "filter_by_prefix" in params:
         check.channel_name(params["filter_by_prefix"], "'filter_by_prefix'")
-    if "info" in params and not check.ATTRIBUTES.fullmatch(params["info"]):
-        raise InputError(
-            f"input 'info' must be attribute names separated by commas, not {params['info'][:80]!r}"
-        )
+    if "info" in params:
+        check.attributes(params)
     return params
 
 

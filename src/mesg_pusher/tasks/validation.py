@@ -158,13 +158,15 @@ def params(inputs: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, str
     return result
 
 
-def user_id(inputs: Mapping[str, Any], key: str = "user_id") -> str:
+def user_id(inputs: Mapping[str, Any], key: str = "user_id", *, where: str = "") -> str:
     """A user id as Pusher accepts it: 1 to 200 characters of the channel-name alphabet."""
-    value = string(inputs, key)
+    value = string(inputs, key, where=where)
     if len(value) > MAX_USER_ID:
-        raise InputError(f"input '{key}' is {len(value)} characters long; Pusher allows {MAX_USER_ID}")
+        raise InputError(f"input '{where}{key}' is {len(value)} characters long; Pusher allows {MAX_USER_ID}")
     if not _CHANNEL.fullmatch(value):
-        raise InputError(f"input '{key}' {value[:80]!r} may only contain A-Z a-z 0-9 and _ - = @ , . ;")
+        raise InputError(
+            f"input '{where}{key}' {value[:80]!r} may only contain A-Z a-z 0-9 and _ - = @ , . ;"
+        )
     return value
 
 
@@ -175,3 +177,37 @@ def channel_prefixed(value: Any, prefixes: tuple[str, ...], task: str, label: st
         kinds = " or ".join(f"{p}*" for p in prefixes)
         raise InputError(f"{task} needs a {kinds} channel, not {name!r}")
     return name
+
+
+MAX_INFO = 200
+MAX_USER_INFO_BYTES = 1_024
+MAX_USER_DATA_BYTES = 10_240
+
+
+def attributes(inputs: Mapping[str, Any], key: str = "info", *, where: str = "") -> str | None:
+    """Optional attribute names for Pusher's ``info``: ``user_count,subscription_count``."""
+    value = optional_string(inputs, key, where=where)
+    if value is not None and (len(value) > MAX_INFO or not ATTRIBUTES.fullmatch(value)):
+        raise InputError(
+            f"input '{where}{key}' must be attribute names separated by commas "
+            f"(e.g. user_count,subscription_count), not {value[:80]!r}"
+        )
+    return value
+
+
+def json_object(
+    inputs: Mapping[str, Any], key: str, limit: int, *, optional: bool = False
+) -> dict[str, Any] | None:
+    """An object the SDK will serialise for a client: strict JSON (no NaN) within ``limit`` bytes."""
+    value = inputs.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict):
+        raise InputError(f"input '{key}' must be an object, not {_type_name(value)}")
+    try:
+        size = len(json.dumps(value, allow_nan=False))  # the SDK's own (ASCII-escaped) form
+    except ValueError:
+        raise InputError(f"input '{key}' contains NaN or Infinity, which JSON cannot carry") from None
+    if size > limit:
+        raise InputError(f"input '{key}' is {size} bytes once serialised; at most {limit} are allowed")
+    return value
