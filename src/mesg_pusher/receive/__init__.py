@@ -4,6 +4,7 @@ from mesg_pusher.receive.emitter import Emitter
 from mesg_pusher.receive.listener import Listener
 from mesg_pusher.receive.service import Receiving
 from mesg_pusher.receive.settings import ReceiveSettings
-from mesg_pusher.receive.webhook import WebhookServer
 
-__all__ = ["Emitter", "Listener", "ReceiveSettings", "Receiving", "WebhookServer"]
+# The webhook server (aiohttp.web, 2.5 MB of RSS) is imported only when PUSHER_WEBHOOK_PORT
+# asks for it: from mesg_pusher.receive.webhook import WebhookServer.
+__all__ = ["Emitter", "Listener", "ReceiveSettings", "Receiving"]

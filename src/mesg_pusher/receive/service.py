@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from mesg_pusher.config import PusherOptions, PusherSettings
 from mesg_pusher.engine import EngineClient
@@ -10,7 +11,9 @@ from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.receive.emitter import Emitter
 from mesg_pusher.receive.listener import Listener
 from mesg_pusher.receive.settings import ReceiveSettings
-from mesg_pusher.receive.webhook import WebhookServer
+
+if TYPE_CHECKING:
+    from mesg_pusher.receive.webhook import WebhookServer
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ class Receiving:
             self.listener.start(options, self.settings.subscribe)
         port = self.settings.webhook_port
         if port is not None and (options := self._options("the webhook endpoint")) is not None:
+            from mesg_pusher.receive.webhook import WebhookServer  # aiohttp.web only when asked for
+
             server = WebhookServer(self.emitter, options, port)
             try:
                 await server.start()
