@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mesg_pusher.harness.soketi import HOST, Soketi, SoketiError
+from mesg_pusher.harness.soketi import HOST, Soketi
 
 
 # -- certificates ------------------------------------------------------------------------------
@@ -144,30 +144,15 @@ class TLSSoketi(Soketi):
     def pusher_env(self) -> dict[str, str]:
         return {**super().pusher_env(), "PUSHER_USE_TLS": "true"}
 
-    def _wait_ready(self) -> None:
-        # The base class polls plain http; here the same check over https. The host name is
-        # not checked, so a certificate made for another name still counts as ready.
+    def _ready_opener(self) -> urllib.request.OpenerDirector:
+        # The readiness check over https; the host name is not checked, so a certificate made
+        # for another name still counts as ready.
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        opener = urllib.request.build_opener(
+        return urllib.request.build_opener(
             urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
         )
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise SoketiError(f"soketi exited with {self._proc.returncode}:\n{self._tail()}")
-            if "Server is up and running" in self.log():
-                try:
-                    with opener.open(self.http_url + "/", timeout=1.0) as resp:
-                        if resp.status == 200 and resp.read().strip() == b"OK":
-                            return
-                except (urllib.error.URLError, OSError):
-                    pass
-            if time.monotonic() > deadline:
-                raise SoketiError(f"TLS soketi not ready on {self.http_url}:\n{self._tail()}")
-            time.sleep(0.05)
 
 
 # -- an HTTP proxy -------------------------------------------------------------------------------

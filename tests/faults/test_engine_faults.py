@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 import uuid
@@ -21,7 +20,7 @@ import pytest
 
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi, free_port
+from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine import start_engine
 from mesg_pusher.local_engine.app import Application, ExecutionResult
@@ -29,66 +28,6 @@ from mesg_pusher.local_engine.state import ExecutionJournal
 from tests.support.tcp_proxy import TcpProxy
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-class SilentProxy:
-    """A TCP relay (like tests/support/tcp_proxy.TcpProxy) that can go silent.
-
-    ``blackhole()`` makes every connection open at that moment stop forwarding in both
-    directions without closing: bytes are read and thrown away, as when a NAT or a cloud load
-    balancer forgets an idle flow. Connections made afterwards are relayed normally.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self.connections = 0
-        self._server: asyncio.Server | None = None
-        self._live: list[dict[str, bool]] = []
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> SilentProxy:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
-        return self
-
-    def blackhole(self) -> int:
-        """Silence every open connection; the number silenced."""
-        for flags in self._live:
-            flags["silent"] = True
-        count, self._live = len(self._live), []
-        return count
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):
-                writer.transport.abort()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            client_writer.transport.abort()
-            return
-        flags = {"silent": False}
-        self._live.append(flags)
-        self._writers |= {client_writer, server_writer}
-
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while chunk := await reader.read(65536):
-                    if not flags["silent"]:
-                        writer.write(chunk)
-                        await writer.drain()
-            writer.transport.abort()
-
-        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))
-        self._writers -= {client_writer, server_writer}
-        with contextlib.suppress(ValueError):
-            self._live.remove(flags)
 
 
 @pytest.fixture
@@ -268,7 +207,7 @@ async def test_stream_closed_by_the_engine_service_resubscribes(soketi: Soketi) 
 @pytest.mark.timeout(120)
 async def test_silent_path_noticed_by_keepalive_service_resubscribes(soketi: Soketi) -> None:
     engine = EngineProcess(env=soketi.pusher_env()).start()
-    path = await SilentProxy(engine.port).start()
+    path = await TcpProxy(engine.port).start()
     service = ServiceProcess(
         engine, env={"MESG_ENDPOINT": f"127.0.0.1:{path.port}", "MESG_PUSHER_KEEPALIVE_MS": "2000"}
     )

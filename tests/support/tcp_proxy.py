@@ -1,4 +1,4 @@
-"""A TCP relay for faults we cannot provoke on real servers: a path that drops, or a slow peer."""
+"""A TCP relay for faults we cannot provoke on real servers: a path that drops, goes silent, or is slow."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ class TcpProxy:
     """Relays 127.0.0.1:``port`` to ``target_port``; ``delay`` holds each client chunk that long.
 
     ``stop()`` closes the listener and every relayed connection (the peer sees the path drop);
-    ``start()`` again listens on the same port.
+    ``start()`` again listens on the same port. ``blackhole()`` makes the connections open at that
+    moment stop forwarding in both directions without closing -- bytes are read and thrown
+    away, as when a NAT or a load balancer forgets an idle flow; later connections relay normally.
     """
 
     def __init__(self, target_port: int, delay: float = 0.0, port: int | None = None) -> None:
@@ -21,6 +23,7 @@ class TcpProxy:
         self.port = port or free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._live: list[dict[str, bool]] = []
         self.connections = 0
 
     async def start(self) -> TcpProxy:
@@ -35,6 +38,13 @@ class TcpProxy:
             await self._server.wait_closed()
             self._server = None
 
+    def blackhole(self) -> int:
+        """Silence every open connection; the number silenced."""
+        for flags in self._live:
+            flags["silent"] = True
+        count, self._live = len(self._live), []
+        return count
+
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
@@ -42,11 +52,15 @@ class TcpProxy:
         except OSError:
             client_writer.transport.abort()
             return
+        flags = {"silent": False}
+        self._live.append(flags)
         self._writers |= {client_writer, server_writer}
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while chunk := await reader.read(65536):
+                    if flags["silent"]:
+                        continue
                     if delay:
                         await asyncio.sleep(delay)
                     writer.write(chunk)
@@ -57,3 +71,5 @@ class TcpProxy:
             pipe(client_reader, server_writer, self.delay), pipe(server_reader, client_writer, 0.0)
         )
         self._writers -= {client_writer, server_writer}
+        with contextlib.suppress(ValueError):
+            self._live.remove(flags)

@@ -203,8 +203,12 @@ class Soketi:
             raise
         return self
 
+    def _ready_opener(self) -> urllib.request.OpenerDirector:
+        """How ``GET /`` is asked while waiting for the server (subclasses serving TLS change it)."""
+        return urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore *_proxy
+
     def _wait_ready(self) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # ignore *_proxy
+        opener = self._ready_opener()
         deadline = time.monotonic() + self.startup_timeout
         while True:
             assert self._proc is not None
