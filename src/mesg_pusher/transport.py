@@ -99,12 +99,11 @@ class Transport:
         is_write = request.method != "GET"
         url = request.base_url + request.signed_path
         attempt = 0
+        unreachable = f"could not reach Pusher at {self._where} within {self.options.timeout:g} s"
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise PusherUnreachable(
-                    f"could not reach Pusher at {self._where} within {self.options.timeout:g} s"
-                )
+                raise PusherUnreachable(unreachable)
             try:
                 async with session.request(
                     request.method,
@@ -125,16 +124,15 @@ class Transport:
             except aiohttp.ClientConnectorError as exc:
                 # Nothing reached Pusher: safe to try again while time remains.
                 reason = self._describe_connect_error(exc)
-                pause = _backoff(attempt)
-                if deadline - loop.time() > pause:
+                attempt += 1
+                # Should time run out before the next attempt, say why it failed, not just "no time".
+                unreachable = f"could not connect to Pusher at {self._where}: {reason}" + (
+                    f" (after {attempt} attempts)" if attempt > 1 else ""
+                )
+                if await _pause_fits(deadline, attempt - 1):
                     logger.debug("connect to %s failed (%s); retrying", self._where, reason)
-                    attempt += 1
-                    await asyncio.sleep(pause)
                     continue
-                raise PusherUnreachable(
-                    f"could not connect to Pusher at {self._where}: {reason}"
-                    + (f" (after {attempt + 1} attempts)" if attempt else "")
-                ) from None
+                raise PusherUnreachable(unreachable) from None
             except TimeoutError:
                 raise PusherUnknownOutcome(
                     f"no answer from Pusher at {self._where} within {self.options.timeout:g} s"
