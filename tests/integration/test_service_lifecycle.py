@@ -51,6 +51,7 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
             await ws.subscribe(channel)
             running = asyncio.create_task(trigger_all(app, instance, channel, 20))
             await asyncio.sleep(0.5)  # the 20 are now waiting on the slow Pusher
+            offset = len(service.log())
             await path.stop()  # the engine is away when their results are ready
             await asyncio.sleep(2.5)
             assert "held for retry" in service.log()
@@ -63,7 +64,9 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
             assert received == list(range(20))
             with pytest.raises(TimeoutError):  # nothing was published twice
                 await ws.next_event(channel=channel, event="n", timeout=1.0)
-            # and the service went back to serving: a new execution completes
+            # and the service went back to serving: once it has resubscribed (v0.16 does not
+            # replay work created before that), a new execution completes
+            await asyncio.to_thread(service.wait_for_log, "ready: subscribed", 30, offset)
             again = await trigger_all(app, instance, channel, 1)
             assert again[0].ok, again[0].error
     finally:
