@@ -30,5 +30,5 @@ def test_bench_small_run_delivers_everything() -> None:
     assert match, done.stdout
     # warm-up (300) + 64-in-flight phase (300) + 1-in-flight phase (30), all received
     assert match.group(1) == match.group(2) == "630", done.stdout
-    for phase in ("ceiling, 64 in flight", "service, 64 in flight", "raw SDK, serial"):
+    for phase in ("floor (read + Update), 64 in flight", "ceiling, 64 in flight", "service, 64 in flight"):
         assert phase in done.stdout

@@ -1,9 +1,10 @@
 """``mesg-pusher bench``: throughput, latency, CPU and memory, in one run, as separate processes.
 
 Processes: soketi, the local engine, the load generator (this process, with a WebSocket
-subscriber counting deliveries), and one service at a time: first the ceiling (same engine
-side, no Pusher call), then the real service. Ratios are taken within the run, so they hold
-on a noisy machine. The engine's CPU use is printed to show it is not the bottleneck.
+subscriber counting deliveries), and one service at a time: the floor (stream read and
+``Update`` only: what grpcio costs), the ceiling (same worker and engine side as the service,
+no Pusher call), then the real service. Ratios are taken within the run, so they hold on a
+noisy machine. The engine's CPU use is printed to show it is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -144,21 +145,29 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         if code != 0:
                             raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
 
-                async def ceiling(service: ServiceProcess) -> None:
-                    await load(app, instance, "warm-up", min(500, args.executions), args.in_flight, trigger)
-                    cpu, engine_cpu = CpuMeter(service.pid), CpuMeter(engine.pid)
-                    cpu.start()
-                    engine_cpu.start()
-                    run = await load(
-                        app, instance, "ceiling, 64 in flight", args.executions, args.in_flight, trigger
-                    )
-                    cpu.stop()
-                    engine_cpu.stop()
-                    one = await load(app, instance, "ceiling, 1 in flight", args.latency_samples, 1, trigger)
-                    figures["ceiling"] = summary(run, cpu) | {
-                        "engine_core_use": round(engine_cpu.utilisation, 2)
-                    }
-                    figures["ceiling_1"] = summary(one)
+                def no_pusher(key: str, label: str) -> Callable[[ServiceProcess], Awaitable[None]]:
+                    async def body(service: ServiceProcess) -> None:
+                        await load(
+                            app, instance, "warm-up", min(500, args.executions), args.in_flight, trigger
+                        )
+                        cpu, engine_cpu = CpuMeter(service.pid), CpuMeter(engine.pid)
+                        cpu.start()
+                        engine_cpu.start()
+                        run = await load(
+                            app, instance, f"{label}, 64 in flight", args.executions, args.in_flight, trigger
+                        )
+                        cpu.stop()
+                        engine_cpu.stop()
+                        figures[key] = summary(run, cpu) | {
+                            "engine_core_use": round(engine_cpu.utilisation, 2)
+                        }
+                        if key == "ceiling":
+                            one = await load(
+                                app, instance, f"{label}, 1 in flight", args.latency_samples, 1, trigger
+                            )
+                            figures["ceiling_1"] = summary(one)
+
+                    return body
 
                 async def service_phase(service: ServiceProcess) -> None:
                     async with PusherWS(soketi.ws_url()) as ws:
@@ -206,7 +215,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         figures["created"] = expected
                         figures["other_tasks"] = await other_tasks(app, instance, channel, args)
 
-                await phase("mesg_pusher.harness.ceiling", ceiling)
+                await phase("mesg_pusher.harness.floor", no_pusher("floor", "floor"))
+                await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", "ceiling"))
                 await phase("mesg_pusher", service_phase)
                 figures["sdk_serial"] = summary(sdk_serial(soketi, args.sdk_calls, channel))
         finally:
@@ -251,12 +261,15 @@ def summary(run: Run, cpu: CpuMeter | None = None) -> dict[str, Any]:
 
 def ratios(f: dict[str, Any]) -> dict[str, Any]:
     ceiling, service = f["ceiling"], f["service"]
+    floor_cpu = f["floor"]["cpu_ms_per_execution"]
     budget = 1.5 * f["sdk_serial"]["p50_ms"] + f["ceiling_1"]["p50_ms"]
     return {
         "throughput_vs_ceiling": round(service["per_s"] / ceiling["per_s"], 2) if ceiling["per_s"] else 0,
         "latency_1_in_flight_p50_ms": f["service_1"]["p50_ms"],
         "latency_budget_ms (1.5 x SDK call + ceiling round trip)": round(budget, 2),
         "delivered/created": f"{f['delivered']}/{f['created']}",
+        "service_cpu_vs_floor": round(service["cpu_ms_per_execution"] / floor_cpu, 2) if floor_cpu else 0,
+        "ceiling_cpu_vs_floor": round(ceiling["cpu_ms_per_execution"] / floor_cpu, 2) if floor_cpu else 0,
     }
 
 
@@ -278,6 +291,7 @@ def machine() -> str:
 def report(f: dict[str, Any]) -> str:
     lines = [f"machine: {f['machine']}", ""]
     rows = [
+        ("floor (read + Update), 64 in flight", f["floor"]),
         ("ceiling, 64 in flight", f["ceiling"]),
         ("ceiling, 1 in flight", f["ceiling_1"]),
         ("service, 64 in flight", f["service"]),
@@ -288,21 +302,23 @@ def report(f: dict[str, Any]) -> str:
         (f"{k}, 64 in flight", v)
         for k, v in f["service"].get("other_tasks", f.get("other_tasks", {})).items()
     ]
-    lines.append(f"{'phase':34} {'exec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'cpu ms/exec':>12}")
+    lines.append(f"{'phase':36} {'exec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'cpu ms/exec':>12}")
     for name, row in rows:
         cpu = row.get("cpu_ms_per_execution", "")
         lines.append(
-            f"{name:34} {row['per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['failed']:>7} {cpu!s:>12}"
+            f"{name:36} {row['per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8} {row['failed']:>7} {cpu!s:>12}"
         )
     s = f["service"]
     lines += [
         "",
         f"service peak RSS: {s['peak_rss_mb']} MB; RSS at executions {s['rss_mb_at']}; sockets open {s['sockets_open']}",
-        f"engine core use: {f['ceiling']['engine_core_use']} (ceiling phase), {s['engine_core_use']} (service phase)",
-        f"service core use: {s['core_use']}; ceiling core use: {f['ceiling']['core_use']}",
+        f"engine core use: {f['floor']['engine_core_use']} (floor phase), "
+        f"{f['ceiling']['engine_core_use']} (ceiling phase), {s['engine_core_use']} (service phase)",
+        f"service core use: {s['core_use']}; ceiling core use: {f['ceiling']['core_use']}; "
+        f"floor core use: {f['floor']['core_use']}",
     ]
     lines += [f"{k}: {v}" for k, v in f["ratios"].items()]
-    for row in (f["ceiling"], s, *f["other_tasks"].values()):
+    for row in (f["floor"], f["ceiling"], s, *f["other_tasks"].values()):
         for error in row.get("errors", []):
             lines.append(f"error: {error}")
     return "\n".join(lines)
@@ -321,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
     lost = figures["created"] - figures["delivered"]
-    failed = figures["service"]["failed"] + figures["ceiling"]["failed"]
+    failed = figures["service"]["failed"] + figures["ceiling"]["failed"] + figures["floor"]["failed"]
     failed += sum(row["failed"] for row in figures["other_tasks"].values())
     if lost or failed:
         print(f"FAILED: {lost} events lost, {failed} executions failed", file=sys.stderr)
