@@ -6,6 +6,7 @@ the proxy's access log proves the request went through it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -131,3 +132,45 @@ async def test_https_through_the_proxy_uses_connect(
             log = stack.service.log()
         auth_proxy.wait_for_log(f"CONNECT 127.0.0.1:{server.port}")
         assert PASSWORD not in log and PASSWORD not in (bare.error or "")
+
+
+async def test_listener_goes_through_the_proxy_and_trusts_the_ca_bundle(
+    auth_proxy: HttpProxy, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``received`` over wss through the proxy: the listener goes the way the HTTP transport goes."""
+    ca = TestCA(tmp_path_factory.mktemp("listener-ca"))
+    cert, key = ca.issue(["127.0.0.1"], "server")
+    name = channel("listened")
+    with TLSSoketi(cert, key, ca.context()) as server:
+        # Wrong credentials: the listener's connection is refused by the proxy, so it does use it.
+        env = {
+            "PUSHER_PROXY": auth_proxy.url(USER, "nope-wrong"),
+            "PUSHER_CA_BUNDLE": str(ca.pem),
+            "PUSHER_SUBSCRIBE": name,
+        }
+        with running_stack(server, env=env) as stack:
+            stack.service.wait_for_log("HTTP 407")
+            refused = stack.service.log()
+        assert "Pusher connection to wss://127.0.0.1" in refused
+        assert "nope-wrong" not in refused
+        # The right ones: subscribed through the tunnel, with the test CA trusted over TLS.
+        env["PUSHER_PROXY"] = auth_proxy.url(USER, PASSWORD)
+        with running_stack(server, env=env) as stack:
+            async with Application.connect(stack.engine.endpoint) as app:
+                instance = await app.resolve("com.mesg.pusher")
+                events = await app.listen_events(instance, key="received")
+                try:
+                    subscribed = await run(app, instance, "subscribe", {"channels": [name]})
+                    assert subscribed.ok and name in subscribed.outputs["channels"], subscribed.error
+                    sent = await run(app, instance, "trigger", {"channel": name, "name": "ev", "data": [1]})
+                    assert sent.ok, sent.error
+                    async with asyncio.timeout(10):
+                        async for _, data in events:
+                            if data["channel"] == name:
+                                assert data == {"channel": name, "event": "ev", "data": [1]}
+                                break
+                finally:
+                    events.close()
+            log = stack.service.log()
+        assert "CERTIFICATE_VERIFY_FAILED" not in log, log
+        assert PASSWORD not in log

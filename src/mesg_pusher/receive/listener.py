@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Iterable
@@ -72,8 +73,11 @@ class Listener:
         activity_timeout: float = ACTIVITY_TIMEOUT,
         pong_timeout: float = PONG_TIMEOUT,
         user_id: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._emitter = emitter
+        # wss trusts what the HTTP transport trusts: the system store plus PUSHER_CA_BUNDLE.
+        self._ssl = ssl_context
         self._settings = settings
         self._activity_timeout = activity_timeout
         self._pong_timeout = pong_timeout
@@ -214,9 +218,20 @@ class Listener:
             )
             await asyncio.sleep(delay)
 
+    def _connect_options(self, url: str) -> dict[str, Any]:
+        """The way the HTTP transport goes: PUSHER_PROXY (never the environment's proxy
+        variables) and, over TLS, the CA certificates of PUSHER_CA_BUNDLE."""
+        proxy = self._options.proxy if self._options is not None else None
+        options: dict[str, Any] = {"open_timeout": OPEN_TIMEOUT, "ping_interval": None, "proxy": proxy}
+        if url.startswith("wss://") and self._ssl is not None:
+            options["ssl"] = self._ssl
+        if proxy is not None and proxy.lower().startswith("https://") and self._ssl is not None:
+            options["proxy_ssl"] = self._ssl
+        return options
+
     async def _connection(self, url: str) -> tuple[int | None, str]:
         """One connection's life; returns the close code and reason when it ends."""
-        async with connect(url, open_timeout=OPEN_TIMEOUT, ping_interval=None, proxy=None) as ws:
+        async with connect(url, **self._connect_options(url)) as ws:
             try:
                 async with asyncio.timeout(OPEN_TIMEOUT):
                     frame = self._decode(await ws.recv())

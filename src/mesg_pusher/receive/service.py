@@ -26,7 +26,7 @@ class Receiving:
     ) -> None:
         self.settings = settings
         self.emitter = Emitter(engine)
-        self.listener = Listener(self.emitter, settings)
+        self.listener = Listener(self.emitter, settings, ssl_context=pusher_settings.ssl_context)
         self.webhook: WebhookServer | None = None
         self._pusher_settings = pusher_settings
 
