@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mesg_pusher._proto.mesg.protobuf.struct_pb2 import ListValue, Struct, Value
+from mesg_pusher._proto.mesg.protobuf.struct_pb2 import NULL_VALUE, ListValue, Struct, Value
 
 _EXACT = 2**53
 
@@ -46,7 +46,7 @@ def struct_to_dict(struct: Struct) -> dict[str, Any]:
 def encode_value(target: Value, value: Any) -> None:
     """Write a Python value into ``target``; raises ``TypeError`` for anything not JSON-like."""
     if value is None:
-        target.null_value = 0
+        target.null_value = NULL_VALUE
     elif isinstance(value, str):
         target.string_value = value
     elif isinstance(value, bool):

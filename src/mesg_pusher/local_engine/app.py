@@ -77,10 +77,10 @@ class Application:
     def __init__(self, channel: grpc.aio.Channel, *, owns_channel: bool = False) -> None:
         self._channel = channel
         self._owns_channel = owns_channel
-        self._executions = execution_pb2_grpc.ExecutionStub(channel)  # type: ignore[no-untyped-call]
-        self._events = event_pb2_grpc.EventStub(channel)  # type: ignore[no-untyped-call]
-        self._services = service_pb2_grpc.ServiceStub(channel)  # type: ignore[no-untyped-call]
-        self._instances = instance_pb2_grpc.InstanceStub(channel)  # type: ignore[no-untyped-call]
+        self._executions = execution_pb2_grpc.ExecutionStub(channel)
+        self._events = event_pb2_grpc.EventStub(channel)
+        self._services = service_pb2_grpc.ServiceStub(channel)
+        self._instances = instance_pb2_grpc.InstanceStub(channel)
         self._tag = f"application-{uuid.uuid4().hex}"
         self._results: _ResultStream | None = None
         self._results_lock = asyncio.Lock()

@@ -39,7 +39,7 @@ _Request = TypeVar("_Request")
 _F = TypeVar("_F", ExecutionFilter, EventFilter)
 
 
-def generic_handlers(state: EngineState) -> tuple[grpc.GenericRpcHandler[Any, Any], ...]:
+def generic_handlers(state: EngineState) -> tuple[grpc.GenericRpcHandler, ...]:
     """The four mesg.api services, ready for ``server.add_generic_rpc_handlers``."""
 
     def update_execution(

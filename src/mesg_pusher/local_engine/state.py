@@ -24,7 +24,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
@@ -553,7 +553,7 @@ class EngineState:
         Subscribers are unregistered at once (nothing more is queued for them); each stream
         ends with status OK once it has sent what was already queued. Returns their number.
         """
-        subscriptions = (*self._execution_subs, *self._event_subs)
+        subscriptions: tuple[Subscription[Any], ...] = (*self._execution_subs, *self._event_subs)
         self._execution_subs = ()
         self._event_subs = ()
         for subscription in subscriptions:
