@@ -3,8 +3,10 @@
 Processes: soketi, the local engine, the load generator (this process, with a WebSocket
 subscriber counting deliveries), and one service at a time: the floor (stream read and
 ``Update`` only: what grpcio costs), the ceiling (same worker and engine side as the service,
-no Pusher call), then the real service. Ratios are taken within the run, so they hold on a
-noisy machine. The engine's CPU use is printed to show it is not the bottleneck.
+no Pusher call), the real service, then the ceiling again. Ratios are taken within the run,
+with the ceiling and the raw SDK measured half before and half after the service, so they
+hold on a noisy machine whose speed drifts. The engine's CPU use is printed to show it is
+not the bottleneck.
 """
 
 from __future__ import annotations
@@ -84,6 +86,24 @@ async def load(
     return run
 
 
+def halves(total: int) -> tuple[int, int]:
+    """``total`` split in two parts, the first never empty."""
+    first = max(1, total // 2)
+    return first, max(0, total - first)
+
+
+def merged(runs: list[Run]) -> Run:
+    """One phase measured in several parts, as one."""
+    whole = Run(runs[0].name if runs else "")
+    for run in runs:
+        whole.count += run.count
+        whole.failed += run.failed
+        whole.seconds += run.seconds
+        whole.latencies += run.latencies
+        whole.errors += run.errors
+    return whole
+
+
 def sdk_serial(soketi: Soketi, calls: int, channel: str) -> Run:
     """The official SDK, its default (requests) backend, one call after another."""
     import pusher
@@ -145,27 +165,28 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         if code != 0:
                             raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
 
-                def no_pusher(key: str, label: str) -> Callable[[ServiceProcess], Awaitable[None]]:
+                # Engine-only phases, kept raw until the end: the ceiling runs in two halves,
+                # before and after the service, so a machine that speeds up or slows down
+                # during the run weighs on both sides of each ratio alike.
+                samples: dict[str, list[tuple[Run, CpuMeter, CpuMeter, Run | None]]] = {}
+
+                def no_pusher(
+                    key: str, executions: int, latency_samples: int
+                ) -> Callable[[ServiceProcess], Awaitable[None]]:
                     async def body(service: ServiceProcess) -> None:
-                        await load(
-                            app, instance, "warm-up", min(500, args.executions), args.in_flight, trigger
-                        )
+                        await load(app, instance, "warm-up", min(500, executions), args.in_flight, trigger)
                         cpu, engine_cpu = CpuMeter(service.pid), CpuMeter(engine.pid)
                         cpu.start()
                         engine_cpu.start()
-                        run = await load(
-                            app, instance, f"{label}, 64 in flight", args.executions, args.in_flight, trigger
-                        )
+                        run = await load(app, instance, key, executions, args.in_flight, trigger)
                         cpu.stop()
                         engine_cpu.stop()
-                        figures[key] = summary(run, cpu) | {
-                            "engine_core_use": round(engine_cpu.utilisation, 2)
-                        }
-                        if key == "ceiling":
-                            one = await load(
-                                app, instance, f"{label}, 1 in flight", args.latency_samples, 1, trigger
-                            )
-                            figures["ceiling_1"] = summary(one)
+                        one = (
+                            await load(app, instance, key, latency_samples, 1, trigger)
+                            if latency_samples
+                            else None
+                        )
+                        samples.setdefault(key, []).append((run, cpu, engine_cpu, one))
 
                     return body
 
@@ -215,10 +236,28 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         figures["created"] = expected
                         figures["other_tasks"] = await other_tasks(app, instance, channel, args)
 
-                await phase("mesg_pusher.harness.floor", no_pusher("floor", "floor"))
-                await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", "ceiling"))
+                first, second = halves(args.executions)
+                first_1, second_1 = halves(args.latency_samples)
+                first_sdk, second_sdk = halves(args.sdk_calls)
+                await phase("mesg_pusher.harness.floor", no_pusher("floor", args.executions, 0))
+                await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", first, first_1))
+                sdk = [sdk_serial(soketi, first_sdk, channel)]
                 await phase("mesg_pusher", service_phase)
-                figures["sdk_serial"] = summary(sdk_serial(soketi, args.sdk_calls, channel))
+                await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", second, second_1))
+                sdk.append(sdk_serial(soketi, second_sdk, channel))
+                for key, parts in samples.items():
+                    run = merged([p[0] for p in parts])
+                    cpu, engine_cpu = (
+                        CpuMeter.total([p[1] for p in parts]),
+                        CpuMeter.total([p[2] for p in parts]),
+                    )
+                    figures[key] = summary(run, cpu) | {
+                        "engine_core_use": round(engine_cpu.utilisation, 2),
+                        "per_s_by_part": [round(p[0].rate, 1) for p in parts],
+                    }
+                    if key == "ceiling":
+                        figures["ceiling_1"] = summary(merged([p[3] for p in parts if p[3] is not None]))
+                figures["sdk_serial"] = summary(merged(sdk))
         finally:
             engine.stop()
     figures["ratios"] = ratios(figures)
@@ -314,6 +353,7 @@ def report(f: dict[str, Any]) -> str:
         f"service peak RSS: {s['peak_rss_mb']} MB; RSS at executions {s['rss_mb_at']}; sockets open {s['sockets_open']}",
         f"engine core use: {f['floor']['engine_core_use']} (floor phase), "
         f"{f['ceiling']['engine_core_use']} (ceiling phase), {s['engine_core_use']} (service phase)",
+        f"ceiling exec/s before and after the service: {f['ceiling']['per_s_by_part']}",
         f"service core use: {s['core_use']}; ceiling core use: {f['ceiling']['core_use']}; "
         f"floor core use: {f['floor']['core_use']}",
     ]

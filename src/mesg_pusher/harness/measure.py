@@ -57,6 +57,11 @@ class CpuMeter:
         self.cpu = cpu_seconds(self.pid) - self._cpu0
         self.wall = time.perf_counter() - self._wall0
 
+    @classmethod
+    def total(cls, meters: list[CpuMeter]) -> CpuMeter:
+        """Several measured spans (of one or more processes) added up."""
+        return cls(0, sum(m.cpu for m in meters), sum(m.wall for m in meters))
+
     @property
     def utilisation(self) -> float:
         """Fraction of one core used."""
