@@ -92,3 +92,48 @@ async def test_a_failure_that_is_not_about_content_fails_every_event_without_ret
     # The ten gathered into one call; its answer is every event's answer.
     assert len(server.requests) == 1 and len(events_of(server.requests[0])) == 10
     assert all(isinstance(r, PusherHTTPError) and r.status == status for r in results), results
+
+
+async def _trigger_later(
+    coalescer: Coalescer, client: Any, opts: PusherOptions, delay: float, names: list[str]
+) -> Any:
+    await asyncio.sleep(delay)
+    return await publish(coalescer, client, opts, names)
+
+
+async def test_a_busy_lane_lingers_for_a_fuller_batch(http_server: Any, make_client: Any) -> None:
+    # Each call takes 0.1 s; a long linger (0.6 s) makes the timing unmistakable.
+    server = await http_server(pusher_like(delay=0.1))
+    coalescer, client, opts = Coalescer(linger=0.6), make_client(server.port), options(server.port)
+    await asyncio.gather(
+        publish(coalescer, client, opts, ["first"]),  # idle lane: sent at once, alone
+        _trigger_later(coalescer, client, opts, 0.03, ["a", "b"]),  # queued behind it: load
+        _trigger_later(coalescer, client, opts, 0.3, ["c"]),  # arrives while the lane lingers
+    )
+    assert [sorted(e["name"] for e in events_of(s)) for s in server.requests] == [["first"], ["a", "b", "c"]]
+
+
+async def test_a_lingering_lane_sends_as_soon_as_a_batch_is_full(http_server: Any, make_client: Any) -> None:
+    server = await http_server(pusher_like(delay=0.1))
+    coalescer, client, opts = Coalescer(linger=5.0), make_client(server.port), options(server.port)
+    began = asyncio.get_running_loop().time()
+    await asyncio.gather(
+        publish(coalescer, client, opts, ["first"]),
+        _trigger_later(coalescer, client, opts, 0.03, ["a", "b"]),
+        _trigger_later(coalescer, client, opts, 0.3, [f"e{i}" for i in range(8)]),  # now 10 wait
+    )
+    assert asyncio.get_running_loop().time() - began < 2.0  # not the 5 s linger
+    assert [len(events_of(s)) for s in server.requests] == [1, 10]
+
+
+async def test_a_lone_queued_event_does_not_linger(http_server: Any, make_client: Any) -> None:
+    server = await http_server(pusher_like(delay=0.1))
+    coalescer, client, opts = Coalescer(linger=5.0), make_client(server.port), options(server.port)
+    began = asyncio.get_running_loop().time()
+    await asyncio.gather(
+        publish(coalescer, client, opts, ["first"]),
+        _trigger_later(coalescer, client, opts, 0.03, ["second"]),  # two in flight: no sign of load
+    )
+    assert asyncio.get_running_loop().time() - began < 2.0
+    assert [len(events_of(s)) for s in server.requests] == [1, 1]
+    assert len(coalescer) == 0
