@@ -20,6 +20,7 @@ def test_bench_small_run_delivers_everything() -> None:
             "30",
             "--sdk-calls",
             "30",
+            "--original",
         ],
         capture_output=True,
         text=True,
@@ -30,5 +31,11 @@ def test_bench_small_run_delivers_everything() -> None:
     assert match, done.stdout
     # warm-up (300) + 64-in-flight phase (300) + 1-in-flight phase (30), all received
     assert match.group(1) == match.group(2) == "630", done.stdout
-    for phase in ("floor (read + Update), 64 in flight", "ceiling, 64 in flight", "service, 64 in flight"):
+    for phase in (
+        "floor (read + Update), 64 in flight",
+        "ceiling, 64 in flight",
+        "service, 64 in flight",
+        "original-style JS service, 64 in flight",
+    ):
         assert phase in done.stdout
+    assert re.search(r"original_cpu_vs_service \(x\): \d", done.stdout), done.stdout

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mesg_pusher.harness.measure import CpuMeter, memory_kb, open_sockets
@@ -84,6 +86,17 @@ async def load(
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     run.seconds = time.perf_counter() - began
     return run
+
+
+ORIGINAL_SERVICE = Path(__file__).with_name("original_service.js")
+
+
+def node() -> str:
+    """The Node.js binary for the original-style baseline."""
+    found = shutil.which("node")
+    if found is None:
+        raise SystemExit("--original needs Node.js (node) on the PATH and `npm ci` run in the repository")
+    return found
 
 
 def halves(total: int) -> tuple[int, int]:
@@ -156,14 +169,28 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 def trigger(i: int) -> tuple[str, dict[str, Any]]:
                     return "trigger", {"channel": channel, "name": "bench", "data": {"i": i, "text": "hello"}}
 
-                async def phase(module: str, body: Callable[[ServiceProcess], Awaitable[None]]) -> None:
-                    service = ServiceProcess(engine, module=module).start_ready()
+                async def phase(
+                    module: str,
+                    body: Callable[[ServiceProcess], Awaitable[None]],
+                    argv: list[str] | None = None,
+                ) -> None:
+                    service = ServiceProcess(engine, module=module, argv=argv).start_ready()
                     try:
                         await body(service)
                     finally:
                         code = service.stop()
                         if code != 0:
                             raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
+
+                async def original_phase(service: ServiceProcess) -> None:
+                    await load(app, instance, "warm-up", min(500, args.executions), args.in_flight, trigger)
+                    cpu = CpuMeter(service.pid)
+                    cpu.start()
+                    run = await load(app, instance, "original", args.executions, args.in_flight, trigger)
+                    cpu.stop()
+                    figures["original"] = summary(run, cpu) | {
+                        "peak_rss_mb": round(memory_kb(service.pid)[1] / 1024, 1)
+                    }
 
                 # Engine-only phases, kept raw until the end: the ceiling runs in two halves,
                 # before and after the service, so a machine that speeds up or slows down
@@ -243,6 +270,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", first, first_1))
                 sdk = [sdk_serial(soketi, first_sdk, channel)]
                 await phase("mesg_pusher", service_phase)
+                if args.original:
+                    await phase("original", original_phase, argv=[node(), str(ORIGINAL_SERVICE)])
                 await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", second, second_1))
                 sdk.append(sdk_serial(soketi, second_sdk, channel))
                 for key, parts in samples.items():
@@ -302,6 +331,18 @@ def ratios(f: dict[str, Any]) -> dict[str, Any]:
     ceiling, service = f["ceiling"], f["service"]
     floor_cpu = f["floor"]["cpu_ms_per_execution"]
     budget = 1.5 * f["sdk_serial"]["p50_ms"] + f["ceiling_1"]["p50_ms"]
+    extra = {}
+    if "original" in f and service["cpu_ms_per_execution"]:
+        original = f["original"]
+        extra = {
+            "original_cpu_vs_service (x)": round(
+                original["cpu_ms_per_execution"] / service["cpu_ms_per_execution"], 2
+            ),
+            "original_throughput_vs_ceiling": round(original["per_s"] / ceiling["per_s"], 2)
+            if ceiling["per_s"]
+            else 0,
+            "original_peak_rss_mb": original["peak_rss_mb"],
+        }
     return {
         "throughput_vs_ceiling": round(service["per_s"] / ceiling["per_s"], 2) if ceiling["per_s"] else 0,
         "latency_1_in_flight_p50_ms": f["service_1"]["p50_ms"],
@@ -309,6 +350,7 @@ def ratios(f: dict[str, Any]) -> dict[str, Any]:
         "delivered/created": f"{f['delivered']}/{f['created']}",
         "service_cpu_vs_floor": round(service["cpu_ms_per_execution"] / floor_cpu, 2) if floor_cpu else 0,
         "ceiling_cpu_vs_floor": round(ceiling["cpu_ms_per_execution"] / floor_cpu, 2) if floor_cpu else 0,
+        **extra,
     }
 
 
@@ -335,6 +377,7 @@ def report(f: dict[str, Any]) -> str:
         ("ceiling, 1 in flight", f["ceiling_1"]),
         ("service, 64 in flight", f["service"]),
         ("service, 1 in flight", f["service_1"]),
+        *([("original-style JS service, 64 in flight", f["original"])] if "original" in f else []),
         ("raw SDK, serial", f["sdk_serial"]),
     ]
     rows += [
@@ -370,6 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--latency-samples", type=int, default=300, help="executions at 1 in flight")
     parser.add_argument("--sdk-calls", type=int, default=300, help="raw SDK serial calls")
+    parser.add_argument(
+        "--original",
+        action="store_true",
+        help="also measure an original-style JavaScript service (mesg-js + pusher for Node, answers "
+        "before sending) as a baseline on this machine; needs node and `npm ci`",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
     figures = asyncio.run(bench(args))
@@ -378,6 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
     lost = figures["created"] - figures["delivered"]
     failed = figures["service"]["failed"] + figures["ceiling"]["failed"] + figures["floor"]["failed"]
+    failed += figures.get("original", {}).get("failed", 0)
     failed += sum(row["failed"] for row in figures["other_tasks"].values())
     if lost or failed:
         print(f"FAILED: {lost} events lost, {failed} executions failed", file=sys.stderr)

@@ -159,11 +159,13 @@ class ServiceProcess(Child):
         engine: EngineProcess,
         env: Mapping[str, str] | None = None,
         module: str = "mesg_pusher",
+        argv: Sequence[str] | None = None,
     ) -> None:
+        """``python -m module``, or ``argv`` for a service that is not ours (the bench's baseline)."""
         variables = {**engine.instance_env, **(env or {})}
         super().__init__(
-            module.rsplit(".", 1)[-1],
-            [sys.executable, "-m", module],
+            module.rsplit(".", 1)[-1] if argv is None else Path(argv[-1]).stem,
+            [sys.executable, "-m", module] if argv is None else argv,
             python_env({"MESG_ENDPOINT": engine.endpoint, "MESG_TOKEN": engine.token, **variables}),
         )
 
