@@ -128,9 +128,7 @@ class Coalescer:
         except Exception as exc:
             _fail(items, exc)
         else:
-            for _, done in items:
-                if not done.done():
-                    done.set_result(None)
+            _succeed(items)
 
     @staticmethod
     async def _one(client: pusher.Pusher, event: Event) -> None:
@@ -145,14 +143,17 @@ class Coalescer:
         except Exception as exc:
             _fail(items, exc)
         else:
-            for _, done in items:
-                if not done.done():
-                    done.set_result(None)
+            _succeed(items)
 
 
 def _release(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _succeed(items: list[tuple[Event, asyncio.Future[None]]]) -> None:
+    for _, done in items:
+        _release(done)
 
 
 def _fail(items: list[tuple[Event, asyncio.Future[None]]], exc: BaseException) -> None:

@@ -117,6 +117,17 @@ def merged(runs: list[Run]) -> Run:
     return whole
 
 
+@dataclass
+class Sample:
+    """One measured part of a phase without a subscriber."""
+
+    run: Run
+    cpu: CpuMeter
+    engine_cpu: CpuMeter
+    one: Run | None  # at 1 in flight, if asked for
+    peak_rss_kb: int
+
+
 def sdk_serial(soketi: Soketi, calls: int, channel: str) -> Run:
     """The official SDK, its default (requests) backend, one call after another."""
     import pusher
@@ -182,23 +193,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         if code != 0:
                             raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
 
-                async def original_phase(service: ServiceProcess) -> None:
-                    await load(app, instance, "warm-up", min(500, args.executions), args.in_flight, trigger)
-                    cpu = CpuMeter(service.pid)
-                    cpu.start()
-                    run = await load(app, instance, "original", args.executions, args.in_flight, trigger)
-                    cpu.stop()
-                    figures["original"] = summary(run, cpu) | {
-                        "peak_rss_mb": round(memory_kb(service.pid)[1] / 1024, 1)
-                    }
+                # Phases without a subscriber (floor, ceiling, original-style baseline), kept raw
+                # until the end: the ceiling runs in two halves, before and after the service,
+                # so a machine that speeds up or slows down weighs on both sides of each ratio.
+                samples: dict[str, list[Sample]] = {}
 
-                # Engine-only phases, kept raw until the end: the ceiling runs in two halves,
-                # before and after the service, so a machine that speeds up or slows down
-                # during the run weighs on both sides of each ratio alike.
-                samples: dict[str, list[tuple[Run, CpuMeter, CpuMeter, Run | None]]] = {}
-
-                def no_pusher(
-                    key: str, executions: int, latency_samples: int
+                def measured(
+                    key: str, executions: int, latency_samples: int = 0
                 ) -> Callable[[ServiceProcess], Awaitable[None]]:
                     async def body(service: ServiceProcess) -> None:
                         await load(app, instance, "warm-up", min(500, executions), args.in_flight, trigger)
@@ -213,7 +214,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                             if latency_samples
                             else None
                         )
-                        samples.setdefault(key, []).append((run, cpu, engine_cpu, one))
+                        peak = memory_kb(service.pid)[1]
+                        samples.setdefault(key, []).append(Sample(run, cpu, engine_cpu, one, peak))
 
                     return body
 
@@ -266,26 +268,28 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 first, second = halves(args.executions)
                 first_1, second_1 = halves(args.latency_samples)
                 first_sdk, second_sdk = halves(args.sdk_calls)
-                await phase("mesg_pusher.harness.floor", no_pusher("floor", args.executions, 0))
-                await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", first, first_1))
+                await phase("mesg_pusher.harness.floor", measured("floor", args.executions))
+                await phase("mesg_pusher.harness.ceiling", measured("ceiling", first, first_1))
                 sdk = [sdk_serial(soketi, first_sdk, channel)]
                 await phase("mesg_pusher", service_phase)
                 if args.original:
-                    await phase("original", original_phase, argv=[node(), str(ORIGINAL_SERVICE)])
-                await phase("mesg_pusher.harness.ceiling", no_pusher("ceiling", second, second_1))
+                    await phase(
+                        "original", measured("original", args.executions), [node(), str(ORIGINAL_SERVICE)]
+                    )
+                await phase("mesg_pusher.harness.ceiling", measured("ceiling", second, second_1))
                 sdk.append(sdk_serial(soketi, second_sdk, channel))
                 for key, parts in samples.items():
-                    run = merged([p[0] for p in parts])
-                    cpu, engine_cpu = (
-                        CpuMeter.total([p[1] for p in parts]),
-                        CpuMeter.total([p[2] for p in parts]),
-                    )
-                    figures[key] = summary(run, cpu) | {
-                        "engine_core_use": round(engine_cpu.utilisation, 2),
-                        "per_s_by_part": [round(p[0].rate, 1) for p in parts],
+                    figures[key] = summary(
+                        merged([p.run for p in parts]), CpuMeter.total([p.cpu for p in parts])
+                    ) | {
+                        "engine_core_use": round(
+                            CpuMeter.total([p.engine_cpu for p in parts]).utilisation, 2
+                        ),
+                        "per_s_by_part": [round(p.run.rate, 1) for p in parts],
+                        "peak_rss_mb": round(max(p.peak_rss_kb for p in parts) / 1024, 1),
                     }
                     if key == "ceiling":
-                        figures["ceiling_1"] = summary(merged([p[3] for p in parts if p[3] is not None]))
+                        figures["ceiling_1"] = summary(merged([p.one for p in parts if p.one is not None]))
                 figures["sdk_serial"] = summary(merged(sdk))
         finally:
             engine.stop()
@@ -401,7 +405,7 @@ def report(f: dict[str, Any]) -> str:
         f"floor core use: {f['floor']['core_use']}",
     ]
     lines += [f"{k}: {v}" for k, v in f["ratios"].items()]
-    for row in (f["floor"], f["ceiling"], s, *f["other_tasks"].values()):
+    for row in (f["floor"], f["ceiling"], s, f.get("original", {}), *f["other_tasks"].values()):
         for error in row.get("errors", []):
             lines.append(f"error: {error}")
     return "\n".join(lines)
