@@ -8,7 +8,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from mesg_pusher.backoff import backoff
+from mesg_pusher.backoff import backoff, wait_until_empty
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import EngineError, EngineRejected
@@ -113,11 +113,7 @@ class Outbox:
 
     async def drain(self, timeout: float) -> int:
         """Wait until everything is delivered or ``timeout`` passes; the count left over."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.pending and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        left = self.pending
+        left = await wait_until_empty(lambda: self.pending, timeout)
         if left:
             logger.error("%d results could not be delivered before stopping", left)
         if self._retrying is not None:

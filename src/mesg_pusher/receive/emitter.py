@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mesg_pusher.backoff import backoff
+from mesg_pusher.backoff import backoff, wait_until_empty
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import EngineError, EngineRejected
 
@@ -126,11 +126,7 @@ class Emitter:
 
     async def close(self, timeout: float) -> int:
         """Send what is queued within ``timeout``, then stop; the count left undelivered."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.pending and loop.time() < deadline:
-            await asyncio.sleep(0.02)
-        left = self.pending
+        left = await wait_until_empty(lambda: self.pending, timeout)
         if left:
             logger.error("%d events could not be delivered before stopping", left)
         if self._task is not None:
