@@ -27,7 +27,7 @@ from mesg_pusher._proto.mesg.protobuf import struct_pb2 as mesg_dot_protobuf_dot
 from mesg_pusher._proto.mesg.types import execution_pb2 as mesg_dot_types_dot_execution__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mesg/api/execution.proto\x12\x08mesg.api\x1a\x1amesg/protobuf/struct.proto\x1a\x1amesg/types/execution.proto\"t\n\x16\x43reateExecutionRequest\x12\x14\n\x0cinstanceHash\x18\x01 \x01(\x0c\x12\x0f\n\x07taskKey\x18\x02 \x01(\t\x12%\n\x06inputs\x18\x03 \x01(\x0b\x32\x15.mesg.protobuf.Struct\x12\x0c\n\x04tags\x18\x04 \x03(\t\"\'\n\x17\x43reateExecutionResponse\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\"#\n\x13GetExecutionRequest\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\"\xb6\x01\n\x16StreamExecutionRequest\x12\x37\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\'.mesg.api.StreamExecutionRequest.Filter\x1a\x63\n\x06\x46ilter\x12$\n\x08statuses\x18\x01 \x03(\x0e\x32\x12.mesg.types.Status\x12\x14\n\x0cinstanceHash\x18\x02 \x01(\x0c\x12\x0f\n\x07taskKey\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\"k\n\x16UpdateExecutionRequest\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12(\n\x07outputs\x18\x02 \x01(\x0b\x32\x15.mesg.protobuf.StructH\x00\x12\x0f\n\x05\x65rror\x18\x03 \x01(\tH\x00\x42\x08\n\x06result\"\x19\n\x17UpdateExecutionResponse2\xb3\x02\n\tExecution\x12O\n\x06\x43reate\x12 .mesg.api.CreateExecutionRequest\x1a!.mesg.api.CreateExecutionResponse\"\x00\x12=\n\x03Get\x12\x1d.mesg.api.GetExecutionRequest\x1a\x15.mesg.types.Execution\"\x00\x12\x45\n\x06Stream\x12 .mesg.api.StreamExecutionRequest\x1a\x15.mesg.types.Execution\"\x00\x30\x01\x12O\n\x06Update\x12 .mesg.api.UpdateExecutionRequest\x1a!.mesg.api.UpdateExecutionResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mesg/api/execution.proto\x12\x08mesg.api\x1a\x1amesg/protobuf/struct.proto\x1a\x1amesg/types/execution.proto\"t\n\x16\x43reateExecutionRequest\x12\x14\n\x0cinstanceHash\x18\x01 \x01(\x0c\x12\x0f\n\x07taskKey\x18\x02 \x01(\t\x12%\n\x06inputs\x18\x03 \x01(\x0b\x32\x15.mesg.protobuf.Struct\x12\x0c\n\x04tags\x18\x04 \x03(\t\"\'\n\x17\x43reateExecutionResponse\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\"#\n\x13GetExecutionRequest\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\"\xcc\x01\n\x16StreamExecutionRequest\x12\x37\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\'.mesg.api.StreamExecutionRequest.Filter\x1ay\n\x06\x46ilter\x12$\n\x08statuses\x18\x01 \x03(\x0e\x32\x12.mesg.types.Status\x12\x14\n\x0cinstanceHash\x18\x02 \x01(\x0c\x12\x0f\n\x07taskKey\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x14\n\x0c\x65xecutorHash\x18\x05 \x01(\x0c\"k\n\x16UpdateExecutionRequest\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12(\n\x07outputs\x18\x02 \x01(\x0b\x32\x15.mesg.protobuf.StructH\x00\x12\x0f\n\x05\x65rror\x18\x03 \x01(\tH\x00\x42\x08\n\x06result\"\x19\n\x17UpdateExecutionResponse2\xb3\x02\n\tExecution\x12O\n\x06\x43reate\x12 .mesg.api.CreateExecutionRequest\x1a!.mesg.api.CreateExecutionResponse\"\x00\x12=\n\x03Get\x12\x1d.mesg.api.GetExecutionRequest\x1a\x15.mesg.types.Execution\"\x00\x12\x45\n\x06Stream\x12 .mesg.api.StreamExecutionRequest\x1a\x15.mesg.types.Execution\"\x00\x30\x01\x12O\n\x06Update\x12 .mesg.api.UpdateExecutionRequest\x1a!.mesg.api.UpdateExecutionResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,13 +41,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETEXECUTIONREQUEST']._serialized_start=253
   _globals['_GETEXECUTIONREQUEST']._serialized_end=288
   _globals['_STREAMEXECUTIONREQUEST']._serialized_start=291
-  _globals['_STREAMEXECUTIONREQUEST']._serialized_end=473
+  _globals['_STREAMEXECUTIONREQUEST']._serialized_end=495
   _globals['_STREAMEXECUTIONREQUEST_FILTER']._serialized_start=374
-  _globals['_STREAMEXECUTIONREQUEST_FILTER']._serialized_end=473
-  _globals['_UPDATEEXECUTIONREQUEST']._serialized_start=475
-  _globals['_UPDATEEXECUTIONREQUEST']._serialized_end=582
-  _globals['_UPDATEEXECUTIONRESPONSE']._serialized_start=584
-  _globals['_UPDATEEXECUTIONRESPONSE']._serialized_end=609
-  _globals['_EXECUTION']._serialized_start=612
-  _globals['_EXECUTION']._serialized_end=919
+  _globals['_STREAMEXECUTIONREQUEST_FILTER']._serialized_end=495
+  _globals['_UPDATEEXECUTIONREQUEST']._serialized_start=497
+  _globals['_UPDATEEXECUTIONREQUEST']._serialized_end=604
+  _globals['_UPDATEEXECUTIONRESPONSE']._serialized_start=606
+  _globals['_UPDATEEXECUTIONRESPONSE']._serialized_end=631
+  _globals['_EXECUTION']._serialized_start=634
+  _globals['_EXECUTION']._serialized_end=941
 # @@protoc_insertion_point(module_scope)

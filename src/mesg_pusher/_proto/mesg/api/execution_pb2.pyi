@@ -36,16 +36,18 @@ class GetExecutionRequest(_message.Message):
 class StreamExecutionRequest(_message.Message):
     __slots__ = ("filter",)
     class Filter(_message.Message):
-        __slots__ = ("statuses", "instanceHash", "taskKey", "tags")
+        __slots__ = ("statuses", "instanceHash", "taskKey", "tags", "executorHash")
         STATUSES_FIELD_NUMBER: _ClassVar[int]
         INSTANCEHASH_FIELD_NUMBER: _ClassVar[int]
         TASKKEY_FIELD_NUMBER: _ClassVar[int]
         TAGS_FIELD_NUMBER: _ClassVar[int]
+        EXECUTORHASH_FIELD_NUMBER: _ClassVar[int]
         statuses: _containers.RepeatedScalarFieldContainer[_execution_pb2.Status]
         instanceHash: bytes
         taskKey: str
         tags: _containers.RepeatedScalarFieldContainer[str]
-        def __init__(self, statuses: _Optional[_Iterable[_Union[_execution_pb2.Status, str]]] = ..., instanceHash: _Optional[bytes] = ..., taskKey: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+        executorHash: bytes
+        def __init__(self, statuses: _Optional[_Iterable[_Union[_execution_pb2.Status, str]]] = ..., instanceHash: _Optional[bytes] = ..., taskKey: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., executorHash: _Optional[bytes] = ...) -> None: ...
     FILTER_FIELD_NUMBER: _ClassVar[int]
     filter: StreamExecutionRequest.Filter
     def __init__(self, filter: _Optional[_Union[StreamExecutionRequest.Filter, _Mapping]] = ...) -> None: ...

@@ -26,15 +26,17 @@ _sym_db = _symbol_database.Default()
 from mesg_pusher._proto.mesg.protobuf import struct_pb2 as mesg_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amesg/types/execution.proto\x12\nmesg.types\x1a\x1amesg/protobuf/struct.proto\"\x9c\x02\n\tExecution\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x12\n\nparentHash\x18\x02 \x01(\x0c\x12\x11\n\teventHash\x18\x03 \x01(\x0c\x12\"\n\x06status\x18\x04 \x01(\x0e\x32\x12.mesg.types.Status\x12\x14\n\x0cinstanceHash\x18\x05 \x01(\x0c\x12\x0f\n\x07taskKey\x18\x06 \x01(\t\x12%\n\x06inputs\x18\x07 \x01(\x0b\x32\x15.mesg.protobuf.Struct\x12&\n\x07outputs\x18\x08 \x01(\x0b\x32\x15.mesg.protobuf.Struct\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x13\n\x0bprocessHash\x18\x0b \x01(\x0c\x12\x0e\n\x06stepID\x18\x0c \x01(\t*M\n\x06Status\x12\x0b\n\x07Unknown\x10\x00\x12\x0b\n\x07\x43reated\x10\x01\x12\x0e\n\nInProgress\x10\x02\x12\r\n\tCompleted\x10\x03\x12\n\n\x06\x46\x61iled\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1amesg/types/execution.proto\x12\nmesg.types\x1a\x1amesg/protobuf/struct.proto\"\xe9\x03\n\tExecution\x12\x0c\n\x04hash\x18\x01 \x01(\x0c\x12\x12\n\nparentHash\x18\x02 \x01(\x0c\x12\x11\n\teventHash\x18\x03 \x01(\x0c\x12\"\n\x06status\x18\x04 \x01(\x0e\x32\x12.mesg.types.Status\x12\x14\n\x0cinstanceHash\x18\x05 \x01(\x0c\x12\x0f\n\x07taskKey\x18\x06 \x01(\t\x12%\n\x06inputs\x18\x07 \x01(\x0b\x32\x15.mesg.protobuf.Struct\x12&\n\x07outputs\x18\x08 \x01(\x0b\x32\x15.mesg.protobuf.Struct\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x13\n\x0bprocessHash\x18\x0b \x01(\x0c\x12\x0e\n\x06stepID\x18\x0c \x01(\t\x12\x14\n\x0c\x65xecutorHash\x18\r \x01(\x0c\x12\r\n\x05price\x18\x0e \x01(\t\x12\x13\n\x0b\x62lockHeight\x18\x0f \x01(\x03\x12/\n\x08\x65mitters\x18\x10 \x03(\x0b\x32\x1d.mesg.types.Execution.Emitter\x12\x0f\n\x07\x61\x64\x64ress\x18\x11 \x01(\x0c\x12\r\n\x05start\x18\x12 \x01(\x03\x12\x0c\n\x04stop\x18\x13 \x01(\x03\x1a\x32\n\x07\x45mitter\x12\x12\n\nrunnerHash\x18\x01 \x01(\x0c\x12\x13\n\x0b\x62lockHeight\x18\x02 \x01(\x03*M\n\x06Status\x12\x0b\n\x07Unknown\x10\x00\x12\x0b\n\x07\x43reated\x10\x01\x12\x0e\n\nInProgress\x10\x02\x12\r\n\tCompleted\x10\x03\x12\n\n\x06\x46\x61iled\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mesg.types.execution_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUS']._serialized_start=357
-  _globals['_STATUS']._serialized_end=434
+  _globals['_STATUS']._serialized_start=562
+  _globals['_STATUS']._serialized_end=639
   _globals['_EXECUTION']._serialized_start=71
-  _globals['_EXECUTION']._serialized_end=355
+  _globals['_EXECUTION']._serialized_end=560
+  _globals['_EXECUTION_EMITTER']._serialized_start=510
+  _globals['_EXECUTION_EMITTER']._serialized_end=560
 # @@protoc_insertion_point(module_scope)

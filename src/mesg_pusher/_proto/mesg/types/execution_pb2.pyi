@@ -23,7 +23,14 @@ Completed: Status
 Failed: Status
 
 class Execution(_message.Message):
-    __slots__ = ("hash", "parentHash", "eventHash", "status", "instanceHash", "taskKey", "inputs", "outputs", "error", "tags", "processHash", "stepID")
+    __slots__ = ("hash", "parentHash", "eventHash", "status", "instanceHash", "taskKey", "inputs", "outputs", "error", "tags", "processHash", "stepID", "executorHash", "price", "blockHeight", "emitters", "address", "start", "stop")
+    class Emitter(_message.Message):
+        __slots__ = ("runnerHash", "blockHeight")
+        RUNNERHASH_FIELD_NUMBER: _ClassVar[int]
+        BLOCKHEIGHT_FIELD_NUMBER: _ClassVar[int]
+        runnerHash: bytes
+        blockHeight: int
+        def __init__(self, runnerHash: _Optional[bytes] = ..., blockHeight: _Optional[int] = ...) -> None: ...
     HASH_FIELD_NUMBER: _ClassVar[int]
     PARENTHASH_FIELD_NUMBER: _ClassVar[int]
     EVENTHASH_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +43,13 @@ class Execution(_message.Message):
     TAGS_FIELD_NUMBER: _ClassVar[int]
     PROCESSHASH_FIELD_NUMBER: _ClassVar[int]
     STEPID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTORHASH_FIELD_NUMBER: _ClassVar[int]
+    PRICE_FIELD_NUMBER: _ClassVar[int]
+    BLOCKHEIGHT_FIELD_NUMBER: _ClassVar[int]
+    EMITTERS_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     hash: bytes
     parentHash: bytes
     eventHash: bytes
@@ -48,4 +62,11 @@ class Execution(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     processHash: bytes
     stepID: str
-    def __init__(self, hash: _Optional[bytes] = ..., parentHash: _Optional[bytes] = ..., eventHash: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ..., instanceHash: _Optional[bytes] = ..., taskKey: _Optional[str] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., processHash: _Optional[bytes] = ..., stepID: _Optional[str] = ...) -> None: ...
+    executorHash: bytes
+    price: str
+    blockHeight: int
+    emitters: _containers.RepeatedCompositeFieldContainer[Execution.Emitter]
+    address: bytes
+    start: int
+    stop: int
+    def __init__(self, hash: _Optional[bytes] = ..., parentHash: _Optional[bytes] = ..., eventHash: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ..., instanceHash: _Optional[bytes] = ..., taskKey: _Optional[str] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., error: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., processHash: _Optional[bytes] = ..., stepID: _Optional[str] = ..., executorHash: _Optional[bytes] = ..., price: _Optional[str] = ..., blockHeight: _Optional[int] = ..., emitters: _Optional[_Iterable[_Union[Execution.Emitter, _Mapping]]] = ..., address: _Optional[bytes] = ..., start: _Optional[int] = ..., stop: _Optional[int] = ...) -> None: ...
