@@ -14,9 +14,10 @@ from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environme
 from mesg_pusher.definition import load_definition, locate_definition
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import ConfigError, InputError
+from mesg_pusher.logs import configure_logging as configure_logging  # re-export: floor, ceiling
+from mesg_pusher.logs import log_format
 from mesg_pusher.pusher_client import ClientPool
 from mesg_pusher.receive import ReceiveSettings, Receiving
-from mesg_pusher.redact import SecretFilter
 from mesg_pusher.tasks import TASKS, Handler, TaskContext, check_registry
 from mesg_pusher.worker import Worker
 
@@ -31,19 +32,6 @@ commands:
   demo     run every task through the local engine against a local Pusher server
   bench    measure throughput, latency, CPU and memory
 """
-
-
-def configure_logging(level: str, secrets: tuple[str, ...]) -> None:
-    """One handler on stderr; every record passes the secret filter first."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretFilter(secrets))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
-    # grpc and aiohttp are chatty at debug and may echo request details; keep them at warning.
-    for noisy in ("grpc", "aiohttp", "asyncio"):
-        logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
 
 
 async def serve(
@@ -98,17 +86,19 @@ async def serve(
 def run_service() -> int:
     """Start the service as the engine does: configuration from the environment and .env."""
     environment = merged_environment()
+    fmt = "text"  # until LOG_FORMAT is read, so that its own error can be shown
     try:
+        fmt = log_format(environment)
         settings = ServiceSettings.from_environment(environment)
         pusher_settings = PusherSettings(environment)
         receive_settings = ReceiveSettings.from_environment(environment)
         path = locate_definition()
         check_registry(load_definition(path))
     except (ConfigError, InputError, ValueError) as exc:
-        configure_logging("INFO", ())
+        configure_logging("INFO", (), fmt)
         logger.error("cannot start: %s", exc)
         return 2
-    configure_logging(settings.log_level, pusher_settings.secrets)
+    configure_logging(settings.log_level, pusher_settings.secrets, fmt)
     logger.info(
         "mesg-pusher starting: engine %s, definition %s, concurrency %d",
         settings.endpoint,

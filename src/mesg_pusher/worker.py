@@ -20,6 +20,7 @@ from mesg_pusher.backoff import backoff
 from mesg_pusher.config import secrets_in
 from mesg_pusher.engine import EngineClient, Execution
 from mesg_pusher.errors import EngineError, MesgPusherError
+from mesg_pusher.logs import bind_execution
 from mesg_pusher.outbox import Outbox, Result
 from mesg_pusher.redact import scrub
 from mesg_pusher.tasks import Handler, TaskContext
@@ -101,6 +102,7 @@ class Worker:
 
     async def _process(self, execution: Execution) -> Result:
         async with self._slots:
+            bind_execution(execution.hash, execution.task_key)  # LOG_FORMAT=json names it
             self._started.add(execution.hash)
             return await self._run(execution)
 
