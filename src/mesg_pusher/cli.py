@@ -16,6 +16,8 @@ from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.logs import configure_logging as configure_logging  # re-export: floor, ceiling
 from mesg_pusher.logs import log_format
+from mesg_pusher.metrics import port_from_environment
+from mesg_pusher.monitor import Monitor
 from mesg_pusher.pusher_client import ClientPool
 from mesg_pusher.receive import ReceiveSettings, Receiving
 from mesg_pusher.tasks import TASKS, Handler, TaskContext, check_registry
@@ -39,6 +41,7 @@ async def serve(
     pusher_settings: PusherSettings,
     handlers: Mapping[str, Handler] = TASKS,
     receive_settings: ReceiveSettings | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Run the worker until SIGTERM/SIGINT; a second signal exits at once."""
     loop = asyncio.get_running_loop()
@@ -70,6 +73,7 @@ async def serve(
         concurrency=settings.concurrency,
         grace_period=settings.grace_period,
     )
+    monitor = await Monitor.start(metrics_port, worker, receiving.emitter, coalescer, stop)
     try:
         await receiving.start()
         await worker.run(stop)
@@ -81,6 +85,7 @@ async def serve(
         await receiving.stop()
         await pool.close()
         await engine.close()
+        await monitor.stop()
 
 
 def run_service() -> int:
@@ -92,6 +97,7 @@ def run_service() -> int:
         settings = ServiceSettings.from_environment(environment)
         pusher_settings = PusherSettings(environment)
         receive_settings = ReceiveSettings.from_environment(environment)
+        metrics_port = port_from_environment(environment)
         path = locate_definition()
         check_registry(load_definition(path))
     except (ConfigError, InputError, ValueError) as exc:
@@ -111,7 +117,7 @@ def run_service() -> int:
         pusher_settings.resolve({})
     except (ConfigError, InputError) as exc:
         logger.warning("no usable default Pusher settings (%s); executions must give them", exc)
-    asyncio.run(serve(settings, pusher_settings, receive_settings=receive_settings))
+    asyncio.run(serve(settings, pusher_settings, receive_settings=receive_settings, metrics_port=metrics_port))
     return 0
 
 

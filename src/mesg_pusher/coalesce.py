@@ -26,6 +26,7 @@ from typing import Any
 
 import pusher
 
+from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError
 from mesg_pusher.pusher_client import sdk_errors
@@ -112,6 +113,7 @@ class Coalescer:
     async def _send(self, client: pusher.Pusher, items: list[tuple[Event, asyncio.Future[None]]]) -> None:
         self.calls += 1
         self.events += len(items)
+        metrics.hooks.pusher_batch(len(items))
         if len(items) == 1:
             await self._settle(items, self._one(client, items[0][0]))
             return

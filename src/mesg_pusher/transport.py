@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from pusher.http import Request
 
+from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
 from mesg_pusher.redact import redact_url, url_password
@@ -115,6 +116,7 @@ class Transport:
                     allow_redirects=False,
                 ) as response:
                     status = response.status
+                    metrics.hooks.pusher_response(status)
                     body = await response.text(encoding="utf-8", errors="replace")
             except aiohttp.ClientConnectorCertificateError as exc:
                 # Not retried: the same certificate would be refused again.

@@ -16,6 +16,7 @@ import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 
+from mesg_pusher import metrics
 from mesg_pusher.backoff import backoff
 from mesg_pusher.config import secrets_in
 from mesg_pusher.engine import EngineClient, Execution
@@ -77,12 +78,15 @@ class Worker:
             try:
                 async with self.engine.subscribe() as stream:
                     logger.info("ready: subscribed to executions of instance on %s", self.engine.endpoint)
+                    metrics.hooks.stream_up()
                     attempt = 0
                     async for execution in stream:
                         self._accept(execution)
                 logger.warning("the engine closed the execution stream; subscribing again")
+                metrics.hooks.stream_down("the engine closed the execution stream")
             except EngineError as exc:
                 logger.warning("%s", exc)
+                metrics.hooks.stream_down(str(exc))
             delay = backoff(attempt)
             attempt += 1
             logger.info(
@@ -98,6 +102,7 @@ class Worker:
             return
         task = asyncio.get_running_loop().create_task(self._process(execution))
         self._tasks[key] = task
+        metrics.hooks.execution_received(key)
         task.add_done_callback(lambda done: self._finished(execution, done))
 
     async def _process(self, execution: Execution) -> Result:
@@ -160,6 +165,7 @@ class Worker:
         else:
             result = task.result()
         self.counts["failed" if result.error is not None else "completed"] += 1
+        metrics.hooks.execution_finished(key, execution.task_key, task.cancelled(), result.error)
         self.outbox.submit(result)
 
     async def _shutdown(self) -> None:

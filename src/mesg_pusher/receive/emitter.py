@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mesg_pusher import metrics
 from mesg_pusher.backoff import backoff, wait_until_empty
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import EngineError, EngineRejected
@@ -120,6 +121,7 @@ class Emitter:
                 await asyncio.sleep(backoff(attempt - 1))
                 continue
             self.accepted += 1
+            metrics.hooks.event_emitted(item.key)
             if attempt:
                 logger.info("engine back: event %r delivered; %d more queued", item.key, len(self._queue))
             return "accepted"

@@ -8,6 +8,7 @@ from typing import Any
 
 from pusher.crypto import encrypt, is_encrypted_channel
 
+from mesg_pusher import metrics
 from mesg_pusher.errors import InputError
 from mesg_pusher.pusher_client import sdk_errors, with_params
 from mesg_pusher.tasks import validation as check
@@ -112,6 +113,7 @@ async def trigger_batch(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
         # Data is already a string within Pusher's limit; the SDK's own size check counts
         # Python object overhead and would refuse events Pusher accepts.
         pending = client.trigger_batch(events, already_encoded=True)
+    metrics.hooks.pusher_batch(len(events))
     answer = await pending
     if any("info" in event for event in events):
         return _with_info(answer, "batch")
