@@ -33,6 +33,7 @@ commands:
   engine   run the local MESG engine (v0.16 stand-in); --help for its options
   demo     run every task through the local engine against a local Pusher server
   bench    measure throughput, latency, CPU and memory
+  bench-metrics  measure what MESG_PUSHER_METRICS_PORT costs per execution (on vs off)
 """
 
 
@@ -126,6 +127,7 @@ COMMANDS = {
     "engine": "mesg_pusher.local_engine",
     "demo": "mesg_pusher.harness.demo",
     "bench": "mesg_pusher.harness.bench",
+    "bench-metrics": "mesg_pusher.harness.bench_metrics",
 }
 
 
