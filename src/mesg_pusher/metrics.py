@@ -1,25 +1,27 @@
 """What the service counts for operators: one-line hooks in the hot path, Prometheus at scrape time.
 
-Why hooks through a module-level object: the worker, transport, coalescer and emitter call
-``metrics.hooks.<event>(...)`` in one line each, with no constructor or signature changes.
-Off (the default), ``hooks`` is a ``Hooks`` whose methods do nothing, so an execution pays a
-few no-op calls; on (``MESG_PUSHER_METRICS_PORT``), ``enable`` swaps in a ``Recorder``. One
-service runs per process, so one recorder per process is enough.
+Why hooks through a module-level object: the worker, transport, coalescer, emitter and
+triggerBatch call ``metrics.hooks.<event>(...)`` in one line each, with no constructor or
+signature changes. Off (the default), ``hooks`` is a ``Hooks`` whose methods do nothing, so an
+execution pays a few no-op calls; on (``MESG_PUSHER_METRICS_PORT``), ``enable`` swaps in a
+``Recorder``. One service runs per process, so one recorder per process is enough.
 
-What is already counted elsewhere (in flight, results waiting, delivered, events queued) is not
-counted again: a collector reads it at scrape time, so it costs nothing per execution.
-prometheus_client is imported only by ``enable``.
+The recorder adds to plain numbers; prometheus_client turns them into metric families only
+when scraped. What the service already counts (in flight, results waiting, delivered, events
+queued) is read by a collector at scrape time, at no cost per execution. prometheus_client is
+imported only then, and by ``enable``.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry, Counter, Histogram
+    from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
     from mesg_pusher.coalesce import Coalescer
@@ -83,64 +85,54 @@ class StreamState:
     ever_up: bool = False
 
 
-class Recorder(Hooks):
-    """Hooks that update Prometheus metrics in ``registry``.
+class Tally:
+    """A histogram kept as plain numbers: ``counts[i]`` observations fell in bucket ``i``.
 
-    The labelled children are looked up once and kept in dicts: ``labels()`` takes a lock and
-    validates its arguments, ~1 µs, on every call otherwise.
+    Why not prometheus_client's ``Histogram``: its ``observe`` takes a lock per bucket and
+    validates on every call, ~4 µs here against ~0.4 µs for a bisect and two additions; the
+    event loop is one thread, so the scrape (on the same loop) reads consistent numbers.
     """
 
-    def __init__(self, registry: CollectorRegistry, tasks: Iterable[str]) -> None:
-        from prometheus_client import Counter, Histogram
+    __slots__ = ("bounds", "counts", "sum")
 
-        self.registry = registry
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative, with the bounds written as prometheus_client writes its own."""
+        from prometheus_client.utils import floatToGoString
+
+        total, out = 0, []
+        for bound, count in zip((*map(floatToGoString, self.bounds), "+Inf"), self.counts, strict=True):
+            total += count
+            out.append((bound, float(total)))
+        return out
+
+
+class Recorder(Hooks):
+    """Hooks that count in plain numbers, and the collector that exports them when scraped.
+
+    The hot path only adds to dicts and lists (about 1 µs per execution in all); turning
+    them into metric families, and reading the gauges, happens once per scrape.
+    """
+
+    def __init__(self, tasks: Iterable[str]) -> None:
         self.stream = StreamState(since=time.monotonic())
         self._tasks = frozenset(tasks)
-        self._began: dict[bytes, float] = {}
-        executions = Counter(
-            "mesg_pusher_executions",
-            "Executions by task and outcome: completed, failed (the error went to the engine) or "
-            "stopped (not started or interrupted at shutdown)",
-            ["task", "outcome"],
-            registry=registry,
-        )
-        latency = Histogram(
-            "mesg_pusher_execution_duration_seconds",
-            "Time from receiving an execution to its result, by task (waiting for a slot included)",
-            ["task"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
         names = [*sorted(self._tasks), OTHER_TASK]
-        self._executions: dict[tuple[str, str], Counter] = {
-            (task, outcome): executions.labels(task, outcome) for task in names for outcome in OUTCOMES
-        }
-        self._latency: dict[str, Histogram] = {task: latency.labels(task) for task in names}
-        self._reconnects = Counter(
-            "mesg_pusher_engine_reconnects",
-            "Times the engine's execution stream was lost and subscribed to again",
-            registry=registry,
-        )
-        self._pusher_calls = Counter(
-            "mesg_pusher_pusher_requests",
-            "HTTP calls to Pusher by the status answered (calls with no answer are not counted)",
-            ["status"],
-            registry=registry,
-        )
-        self._statuses: dict[int, Counter] = {}
-        self._batch = Histogram(
-            "mesg_pusher_pusher_events_per_call",
-            "Events per publish call to Pusher (coalesced triggers and triggerBatch)",
-            buckets=BATCH_BUCKETS,
-            registry=registry,
-        )
-        emitted = Counter(
-            "mesg_pusher_events_emitted",
-            "received and webhook events accepted by the engine",
-            ["event"],
-            registry=registry,
-        )
-        self._emitted: dict[str, Counter] = {key: emitted.labels(key) for key in EVENT_KEYS}
+        self._began: dict[bytes, float] = {}
+        self._executions = dict.fromkeys(((t, o) for t in names for o in OUTCOMES), 0)
+        self._latency = {task: Tally(LATENCY_BUCKETS) for task in names}
+        self._statuses: dict[int, int] = {}
+        self._batch = Tally(BATCH_BUCKETS)
+        self._emitted = dict.fromkeys(EVENT_KEYS, 0)
+        self.reconnects = 0
 
     # -- the hot path: one execution --------------------------------------------------------
     def execution_received(self, key: bytes) -> None:
@@ -150,16 +142,12 @@ class Recorder(Hooks):
         began = self._began.pop(key, None)
         if task not in self._tasks:
             task = OTHER_TASK  # bounded labels whatever an engine sends
-        outcome = "stopped" if cancelled else "completed" if error is None else "failed"
-        self._executions[task, outcome].inc()
+        self._executions[task, "stopped" if cancelled else "completed" if error is None else "failed"] += 1
         if began is not None:
             self._latency[task].observe(time.perf_counter() - began)
 
     def pusher_response(self, status: int) -> None:
-        child = self._statuses.get(status)
-        if child is None:
-            child = self._statuses[status] = self._pusher_calls.labels(str(status))
-        child.inc()
+        self._statuses[status] = self._statuses.get(status, 0) + 1
 
     def pusher_batch(self, events: int) -> None:
         self._batch.observe(events)
@@ -167,7 +155,7 @@ class Recorder(Hooks):
     # -- rarer events -----------------------------------------------------------------------
     def stream_up(self) -> None:
         if self.stream.ever_up and not self.stream.up:
-            self._reconnects.inc()
+            self.reconnects += 1
         self.stream = StreamState(up=True, reason="", since=time.monotonic(), ever_up=True)
 
     def stream_down(self, reason: str) -> None:
@@ -175,9 +163,55 @@ class Recorder(Hooks):
         self.stream = StreamState(up=False, reason=reason, since=since, ever_up=self.stream.ever_up)
 
     def event_emitted(self, key: str) -> None:
-        child = self._emitted.get(key)
-        if child is not None:
-            child.inc()
+        if key in self._emitted:
+            self._emitted[key] += 1
+
+    # -- the scrape -------------------------------------------------------------------------
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        executions = CounterMetricFamily(
+            "mesg_pusher_executions",
+            "Executions by task and outcome: completed, failed (the error went to the engine) or "
+            "stopped (not started or interrupted at shutdown)",
+            labels=["task", "outcome"],
+        )
+        for (task, outcome), count in self._executions.items():
+            executions.add_metric([task, outcome], count)
+        yield executions
+        latency = HistogramMetricFamily(
+            "mesg_pusher_execution_duration_seconds",
+            "Time from receiving an execution to its result, by task (waiting for a slot included)",
+            labels=["task"],
+        )
+        for task, tally in self._latency.items():
+            latency.add_metric([task], tally.buckets(), tally.sum)
+        yield latency
+        yield CounterMetricFamily(
+            "mesg_pusher_engine_reconnects",
+            "Times the engine's execution stream was lost and subscribed to again",
+            value=self.reconnects,
+        )
+        calls = CounterMetricFamily(
+            "mesg_pusher_pusher_requests",
+            "HTTP calls to Pusher by the status answered (calls with no answer are not counted)",
+            labels=["status"],
+        )
+        for status, count in sorted(self._statuses.items()):
+            calls.add_metric([str(status)], count)
+        yield calls
+        batch = HistogramMetricFamily(
+            "mesg_pusher_pusher_events_per_call",
+            "Events per publish call to Pusher (coalesced triggers and triggerBatch)",
+        )
+        batch.add_metric([], self._batch.buckets(), self._batch.sum)
+        yield batch
+        emitted = CounterMetricFamily(
+            "mesg_pusher_events_emitted", "received and webhook events accepted by the engine", labels=["event"]
+        )
+        for key, count in self._emitted.items():
+            emitted.add_metric([key], count)
+        yield emitted
 
 
 class StateCollector:
@@ -246,8 +280,10 @@ class StateCollector:
             )
 
 
-def enable(worker: Worker, emitter: Emitter, coalescer: Coalescer | None) -> Recorder:
-    """Record from now on, into a fresh registry with the process collectors; returns the recorder."""
+def enable(
+    worker: Worker, emitter: Emitter, coalescer: Coalescer | None
+) -> tuple[Recorder, CollectorRegistry]:
+    """Record from now on; the recorder, and a fresh registry with it and the process collectors."""
     global hooks
     from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
@@ -255,10 +291,11 @@ def enable(worker: Worker, emitter: Emitter, coalescer: Coalescer | None) -> Rec
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
-    recorder = Recorder(registry, worker.handlers)
+    recorder = Recorder(worker.handlers)
+    registry.register(recorder)
     registry.register(StateCollector(recorder, worker, emitter, coalescer))
     hooks = recorder
-    return recorder
+    return recorder, registry
 
 
 def disable() -> None:

@@ -85,7 +85,7 @@ class Monitor:
         from aiohttp import web
         from prometheus_client.aiohttp import make_aiohttp_handler
 
-        recorder = metrics.enable(worker, emitter, coalescer)
+        recorder, registry = metrics.enable(worker, emitter, coalescer)
         health = Health(recorder, worker.outbox, stop)
 
         async def healthz(request: web.Request) -> web.Response:
@@ -97,7 +97,7 @@ class Monitor:
 
         app = web.Application()
         app.router.add_get("/healthz", healthz)
-        app.router.add_get("/metrics", make_aiohttp_handler(recorder.registry))
+        app.router.add_get("/metrics", make_aiohttp_handler(registry))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:

@@ -15,12 +15,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mesg_pusher.harness.processes import ServiceProcess
+from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from mesg_pusher.harness.soketi import Soketi, free_port
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application
 from tests.support.e2e import channel, run
 from tests.support.stack import Stack, running_stack
+from tests.support.tcp_proxy import TcpProxy
 
 METRICS_PORT = free_port()
 WEBHOOK_PORT = free_port()
@@ -193,3 +194,50 @@ async def test_healthz_is_503_with_the_reason_while_the_engine_is_away(soketi: S
 
         await eventually(healthy, timeout=30)
         assert value(await scrape(port), "mesg_pusher_engine_reconnects_total") == 1
+
+
+@pytest.mark.timeout(90)
+async def test_healthz_is_503_when_results_stop_reaching_an_engine_that_looks_up(soketi: Soketi) -> None:
+    """The path to the engine goes silent while executions wait on a slow Pusher: the stream
+    still looks open (keepalive pings every 5 minutes), but no ``Update`` gets through."""
+    port = free_port()
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    path = await TcpProxy(engine.port).start()
+    slow_pusher = await TcpProxy(soketi.port, delay=2.0).start()
+    service = ServiceProcess(
+        engine,
+        env={
+            "MESG_ENDPOINT": f"127.0.0.1:{path.port}",
+            "MESG_PUSHER_METRICS_PORT": str(port),
+            "PUSHER_PORT": str(slow_pusher.port),
+        },
+    )
+    try:
+        await asyncio.to_thread(service.start_ready)
+        service.wait_for_log("health and metrics on")
+        assert (await healthz(port))[0] == 200
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            for i in range(3):
+                await app.execute_task(instance, "trigger", {"channel": channel("stall"), "name": "s", "data": i})
+
+            async def running() -> bool:
+                return value(await scrape(port), "mesg_pusher_executions_in_flight") == 3
+
+            await eventually(running)
+            assert path.blackhole() >= 1
+            answers: list[tuple[int, dict[str, Any]]] = []
+
+            async def unhealthy() -> bool:
+                answers.append(await healthz(port))
+                return answers[-1][0] == 503
+
+            await eventually(unhealthy, timeout=40)
+        assert answers[-1][1]["reason"].startswith("3 results waiting for the engine; none delivered for ")
+        assert all(status == 200 for status, _ in answers[:-1])  # healthy until the stall was long enough
+        assert value(await scrape(port), "mesg_pusher_engine_stream_up") == 1
+    finally:
+        await asyncio.to_thread(service.kill)
+        engine.stop()
+        await path.stop()
+        await slow_pusher.stop()

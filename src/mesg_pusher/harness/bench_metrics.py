@@ -74,12 +74,7 @@ def hook_cost_us(enabled: bool) -> float:
     from mesg_pusher import metrics
     from mesg_pusher.tasks import TASKS
 
-    if enabled:
-        from prometheus_client import CollectorRegistry
-
-        hooks: metrics.Hooks = metrics.Recorder(CollectorRegistry(), TASKS)
-    else:
-        hooks = metrics.Hooks()
+    hooks = metrics.Recorder(TASKS) if enabled else metrics.Hooks()
     key = b"\x01" * 32
 
     def one() -> None:
