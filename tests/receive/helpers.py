@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Any
+
+import aiohttp
 
 from mesg_pusher.definition import check_event_data
 from mesg_pusher.local_engine.app import EventListener
 from tests.support.e2e import DEFINITION, channel, run
 
-__all__ = ["DEFINITION", "channel", "next_event", "no_event", "run"]
+__all__ = ["DEFINITION", "channel", "next_event", "no_event", "post_webhook", "run", "signed"]
 
 
 async def next_event(
@@ -34,3 +38,17 @@ async def no_event(
             assert not matches(data), f"unexpected event {data}"
             if until(data):
                 return
+
+
+def signed(body: str, secret: str) -> str:
+    """The ``X-Pusher-Signature`` Pusher puts on a webhook: hex HMAC-SHA256 of the body."""
+    return hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
+
+
+async def post_webhook(port: int, body: bytes | str, headers: dict[str, str]) -> int:
+    """POST a webhook to the service's endpoint on ``port``; the HTTP status."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"http://127.0.0.1:{port}/", data=body, headers=headers) as response,
+    ):
+        return response.status

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from collections import defaultdict
@@ -17,7 +15,7 @@ import pytest
 from mesg_pusher.harness.soketi import Soketi, free_port
 from mesg_pusher.harness.ws_client import PusherWS, sign_private
 from mesg_pusher.local_engine.app import Application
-from tests.receive.helpers import channel, next_event
+from tests.receive.helpers import channel, next_event, post_webhook, signed
 from tests.support.fixtures import SoketiFactory
 from tests.support.stack import Stack, running_stack
 
@@ -45,16 +43,8 @@ async def wapp(wstack: Stack) -> AsyncIterator[Application]:
         yield application
 
 
-def _signed(body: str, secret: str) -> str:
-    return hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
-
-
 async def _post(body: bytes | str, headers: dict[str, str]) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"http://127.0.0.1:{PORT}/", data=body, headers=headers) as response,
-    ):
-        return response.status
+    return await post_webhook(PORT, body, headers)
 
 
 async def test_soketi_webhooks_become_events_in_order(wstack: Stack, wapp: Application) -> None:
@@ -98,18 +88,18 @@ async def test_bad_requests_are_refused_and_emit_nothing(wstack: Stack, wapp: Ap
         body = json.dumps(
             {"time_ms": time.time() * 1000, "events": [{"name": "channel_occupied", "channel": sneaky}]}
         )
-        good = {"X-Pusher-Key": app.key, "X-Pusher-Signature": _signed(body, app.secret)}
-        assert await _post(body, {**good, "X-Pusher-Signature": _signed(body, "wrong-secret")}) == 401
+        good = {"X-Pusher-Key": app.key, "X-Pusher-Signature": signed(body, app.secret)}
+        assert await _post(body, {**good, "X-Pusher-Signature": signed(body, "wrong-secret")}) == 401
         assert await _post(body, {**good, "X-Pusher-Key": "other-key"}) == 401
         assert await _post(body, {"X-Pusher-Key": app.key}) == 401
         for bad in ("not json", json.dumps({"time_ms": time.time() * 1000, "events": "x"})):
             assert (
-                await _post(bad, {"X-Pusher-Key": app.key, "X-Pusher-Signature": _signed(bad, app.secret)})
+                await _post(bad, {"X-Pusher-Key": app.key, "X-Pusher-Signature": signed(bad, app.secret)})
                 == 400
             )
         big = json.dumps({"time_ms": time.time() * 1000, "events": [], "pad": "x" * 300_000})
         assert (
-            await _post(big, {"X-Pusher-Key": app.key, "X-Pusher-Signature": _signed(big, app.secret)}) == 413
+            await _post(big, {"X-Pusher-Key": app.key, "X-Pusher-Signature": signed(big, app.secret)}) == 413
         )
 
         marker = channel("marker")
@@ -130,7 +120,7 @@ async def test_bad_requests_are_refused_and_emit_nothing(wstack: Stack, wapp: Ap
             }
         )
         assert (
-            await _post(body, {"X-Pusher-Key": app.key, "X-Pusher-Signature": _signed(body, app.secret)})
+            await _post(body, {"X-Pusher-Key": app.key, "X-Pusher-Signature": signed(body, app.secret)})
             == 200
         )
         first = await next_event(events, lambda d: True)
@@ -152,7 +142,7 @@ async def test_webhook_answers_503_while_the_engine_is_away(soketi_factory: Soke
         body = json.dumps(
             {"time_ms": time.time() * 1000, "events": [{"name": "channel_occupied", "channel": "x"}]}
         )
-        headers = {"X-Pusher-Key": server.app.key, "X-Pusher-Signature": _signed(body, server.app.secret)}
+        headers = {"X-Pusher-Key": server.app.key, "X-Pusher-Signature": signed(body, server.app.secret)}
         async with (
             aiohttp.ClientSession() as session,
             session.post(f"http://127.0.0.1:{port}/webhook", data=body, headers=headers) as response,

@@ -1,0 +1,58 @@
+"""The webhook endpoint under abuse: a real flood of slow and abandoned connections, executions running.
+
+Before the gate (issue 12), the same flood wrote two ERROR tracebacks per connection, held a
+descriptor for every slow client for as long as it liked, and halved the executions' pace.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mesg_pusher.harness.soketi import Soketi, free_port
+from mesg_pusher.receive.gate import BACKLOG, MAX_CONNECTIONS, REQUEST_TIMEOUT
+from tests.receive.flood import flood
+from tests.receive.helpers import post_webhook, signed
+from tests.support.stack import Stack, running_stack
+
+PORT = free_port()
+SLOW, ABANDONED, HOLD = 600, 4000, REQUEST_TIMEOUT + 5
+
+
+@pytest.fixture(scope="module")
+def fstack(soketi: Soketi) -> Iterator[Stack]:
+    with running_stack(soketi, env={"PUSHER_WEBHOOK_PORT": str(PORT)}) as stack:
+        stack.service.wait_for_log("webhook endpoint listening")
+        yield stack
+
+
+@pytest.mark.timeout(240)
+async def test_flood_of_slow_and_abandoned_clients(fstack: Stack) -> None:
+    figures = await flood(fstack, PORT, slow=SLOW, abandoned=ABANDONED, hold=HOLD)
+    print(figures.report())
+    # Hanging up is logged at DEBUG at most: nothing at the default level but the gate's summary.
+    assert figures.error_lines == 0, fstack.service.log()[-3000:]
+    assert figures.log_lines <= 3, fstack.service.log()[-3000:]
+    assert "webhook endpoint: refused" in fstack.service.log()
+    # Over the cap, clients are refused at once with a 503; under it, cut at the deadline.
+    outcomes = figures.outcomes
+    assert outcomes["abandoned"] == ABANDONED
+    assert outcomes["slow: 503 at once"] >= SLOW - MAX_CONNECTIONS - 50, outcomes
+    assert outcomes["slow: 503 at once"] + outcomes["slow: cut"] == SLOW, outcomes
+    cut = sorted(figures.slow_held)[-outcomes["slow: cut"] :]
+    assert all(REQUEST_TIMEOUT - 1 <= held < HOLD for held in cut), cut
+    # Descriptors stay bounded by the cap, whatever the flood: the engine and Pusher keep theirs.
+    assert figures.max_fds <= figures.fds_before + MAX_CONNECTIONS + 3 * BACKLOG + 10, figures.report()
+    # Executions went on, none failed.
+    assert figures.executed > 0 and figures.failed == 0, figures.report()
+
+    # The endpoint still serves a real webhook.
+    app = fstack.soketi.app
+    body = json.dumps(
+        {"time_ms": time.time() * 1000, "events": [{"name": "channel_occupied", "channel": "x"}]}
+    )
+    headers = {"X-Pusher-Key": app.key, "X-Pusher-Signature": signed(body, app.secret)}
+    assert await post_webhook(PORT, body, headers) == 200
