@@ -30,6 +30,8 @@ USAGE = """usage: mesg-pusher [COMMAND] [ARGS...]
 With no command, run the service (the engine starts it with MESG_ENDPOINT and MESG_TOKEN set).
 
 commands:
+  exec     run one task directly against Pusher, without the engine; prints its outputs as JSON
+  check    show the settings (secrets masked) and try Pusher, and the engine if MESG_ENDPOINT is set
   engine   run the local MESG engine (v0.16 stand-in); --help for its options
   demo     run every task through the local engine against a local Pusher server
   bench    measure throughput, latency, CPU and memory
@@ -124,6 +126,8 @@ def run_service() -> int:
 
 # Subcommand -> module whose main(argv) runs it; imported only when asked for.
 COMMANDS = {
+    "exec": "mesg_pusher.commands.exec_task",
+    "check": "mesg_pusher.commands.check",
     "engine": "mesg_pusher.local_engine",
     "demo": "mesg_pusher.harness.demo",
     "bench": "mesg_pusher.harness.bench",

@@ -1,0 +1,1 @@
+"""Operator commands that run without the engine: ``mesg-pusher exec`` and ``mesg-pusher check``."""

@@ -1,0 +1,69 @@
+"""One task run the way the service runs it, without the engine (for ``exec`` and ``check``).
+
+The inputs go through what the engine and the service do to an execution's inputs: the
+``Struct`` round trip (every number a double, integral ones back to int), the engine's
+validation against ``mesg.yml``, then the task's own handler with the settings the service
+would read (environment, ``.env``, ``PUSHER_URL``). The outputs are checked against
+``mesg.yml`` as the engine would check them, so a result here is the result there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mesg_pusher.codec import dict_to_struct, struct_to_dict
+from mesg_pusher.config import PusherSettings, secrets_in
+from mesg_pusher.definition import (
+    ServiceDefinition,
+    check_task_inputs,
+    check_task_outputs,
+    load_definition,
+    locate_definition,
+)
+from mesg_pusher.errors import InputError, MesgPusherError
+from mesg_pusher.pusher_client import ClientPool
+from mesg_pusher.redact import scrub
+from mesg_pusher.tasks import TASKS, Outputs, TaskContext
+
+
+class TaskFailed(MesgPusherError):
+    """The task ended with an error; the message is fit to show (secrets masked)."""
+
+
+def definition() -> ServiceDefinition:
+    """``./mesg.yml``, or the copy shipped in the package: the service's own choice."""
+    return load_definition(locate_definition())
+
+
+def engine_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` as the service receives them from the engine (through a protobuf ``Struct``)."""
+    try:
+        return struct_to_dict(dict_to_struct(values))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"inputs cannot be sent as a MESG execution: {exc}") from None
+
+
+async def run_task(task_key: str, values: Mapping[str, Any], settings: PusherSettings) -> Outputs:
+    """The task's outputs, or ``TaskFailed`` with the message an application would get."""
+    service = definition()
+    secrets = settings.secrets + secrets_in(values)
+    task = service.tasks.get(task_key)
+    if task is None or task_key not in TASKS:
+        raise TaskFailed(f"unknown task {task_key!r}; this service has: {', '.join(service.tasks)}")
+    try:
+        inputs = engine_inputs(values)
+        problem = check_task_inputs(service.name, task, inputs)
+        if problem is not None:
+            raise InputError(problem)
+        pool = ClientPool(settings.ssl_context)
+        try:
+            outputs = await TASKS[task_key](TaskContext(settings, pool), inputs)
+        finally:
+            await pool.close()
+    except MesgPusherError as exc:
+        raise TaskFailed(scrub(str(exc), secrets)) from exc
+    problem = check_task_outputs(service.name, task, outputs)
+    if problem is not None:  # what the engine would make of them
+        raise TaskFailed(scrub(problem, secrets))
+    return outputs
