@@ -18,6 +18,7 @@ from typing import Any
 from mesg_pusher.config import PusherSettings, merged_environment
 from mesg_pusher.errors import ConfigError
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.progress import Progress
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS, sign_private
 from mesg_pusher.local_engine.app import Application
@@ -66,10 +67,15 @@ async def demo() -> int:
                 )
                 print(f"subscriber: connected (socket {ws.socket_id}), subscribed to {room} and {presence}\n")
 
+                progress, ran = Progress(), list[str]()  # a counter on a terminal, nothing otherwise
+
                 async def task(name: str, inputs: dict[str, Any], expect: int = 0) -> None:
                     print(f"executeTask {name}")
                     _show("inputs", inputs)
+                    progress.show(f"task {len(ran) + 1} of 8: waiting for {name}…")
                     result = await app.execute_task_and_wait_result(instance, name, inputs, timeout=30)
+                    progress.clear()
+                    ran.append(name)
                     _show("outputs" if result.ok else "error", result.outputs if result.ok else result.error)
                     for _ in range(expect):
                         event = await ws.next_event(timeout=10)

@@ -1,0 +1,63 @@
+"""Progress in ``mesg-pusher demo``: a counter on a terminal (a real pty), nothing in a pipe."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mesg_pusher.harness.processes import python_env
+from mesg_pusher.harness.progress import ERASE, Progress
+from tests.ops.commands import mesg_pusher
+
+
+def test_counter_only_on_a_terminal() -> None:
+    master, replica = os.openpty()
+    with open(replica, "w", closefd=True) as terminal:
+        progress = Progress(terminal, every=0)
+        progress.begin("phase", 3)
+        progress.step(3)
+        progress.end()
+    assert os.read(master, 4096).decode() == f"{ERASE}phase: 0/3{ERASE}phase: 3/3{ERASE}"
+    os.close(master)
+    piped = io.StringIO()
+    quiet = Progress(piped, every=0)
+    quiet.begin("phase", 3)
+    quiet.show("anything")
+    quiet.end()
+    assert piped.getvalue() == ""
+
+
+def test_demo_counts_tasks_on_a_terminal_and_is_quiet_in_a_pipe(tmp_path: Path) -> None:
+    master, replica = os.openpty()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "mesg_pusher", "demo"],
+        env=python_env(),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=replica,
+        stderr=replica,
+    )
+    os.close(replica)
+    shown = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the demo exited and closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    assert demo.wait(30) == 0, shown.decode(errors="replace")[-3000:]
+    text = shown.decode(errors="replace")
+    assert f"{ERASE}task 1 of 8: waiting for trigger…" in text and "task 8 of 8" in text, text[-3000:]
+
+    piped = mesg_pusher("demo", cwd=tmp_path, timeout=120)
+    assert piped.code == 0, piped.output[-3000:]
+    assert piped.stdout.count("executeTask ") == 8
+    assert "\r" not in piped.output and "\x1b" not in piped.output
