@@ -100,49 +100,50 @@ async def _answer_or_close(reader: asyncio.StreamReader, timeout: float) -> byte
         return b""
 
 
-async def _slow(port: int, hold: float, figures: Clients) -> None:
+async def _connect(port: int, clients: Clients) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    try:
+        connection = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        clients.outcomes["connect failed"] += 1
+        return None
+    clients.opened += 1
+    return connection
+
+
+async def _slow(port: int, hold: float, clients: Clients) -> None:
     """Headers, then one body byte a second until the server lets go or ``hold`` is over."""
     began = time.monotonic()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        figures.outcomes["connect failed"] += 1
+    if (connection := await _connect(port, clients)) is None:
         return
-    figures.opened += 1
+    reader, writer = connection
+    outcome = "slow: held to the end"
     try:
         writer.write(HEADERS + b'{"time_ms": ')
         while time.monotonic() - began < hold:
             answer = await _answer_or_close(reader, 1.0)
             if answer is not None:
-                figures.outcomes[
-                    "slow: 503 at once" if answer.startswith(b"HTTP/1.1 503") else "slow: cut"
-                ] += 1
-                figures.slow_held.append(time.monotonic() - began)
-                return
+                outcome = "slow: 503 at once" if answer.startswith(b"HTTP/1.1 503") else "slow: cut"
+                break
             writer.write(b"1")
-        figures.outcomes["slow: held to the end"] += 1
-        figures.slow_held.append(time.monotonic() - began)
     except ConnectionError:
-        figures.outcomes["slow: cut"] += 1
-        figures.slow_held.append(time.monotonic() - began)
+        outcome = "slow: cut"
     finally:
         writer.transport.abort()
+    clients.outcomes[outcome] += 1
+    clients.slow_held.append(time.monotonic() - began)
 
 
-async def _abandoned(port: int, figures: Clients) -> None:
+async def _abandoned(port: int, clients: Clients) -> None:
     """Headers and half a body, then hang up without waiting for an answer."""
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        figures.outcomes["connect failed"] += 1
+    if (connection := await _connect(port, clients)) is None:
         return
-    figures.opened += 1
+    _, writer = connection
     writer.write(HEADERS + b'{"time_ms": 1, "events": [' + b" " * 2000)
     with contextlib.suppress(ConnectionError):
         await writer.drain()
     await asyncio.sleep(0.05)
     writer.transport.abort()
-    figures.outcomes["abandoned"] += 1
+    clients.outcomes["abandoned"] += 1
 
 
 async def _clients(port: int, slow: int, abandoned: int, hold: float, waves: int) -> Clients:
