@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mesg_pusher.errors import ConfigError
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
@@ -44,7 +46,14 @@ def port_from_environment(environment: Mapping[str, str]) -> int | None:
     from mesg_pusher.receive.settings import _clean, _port  # the one port check; not at import: a cycle
 
     text = _clean(environment, PORT_VARIABLE)
-    return None if text is None else _port(text, PORT_VARIABLE)
+    if text is None:
+        return None
+    port = _port(text, PORT_VARIABLE)
+    if _clean(environment, "PUSHER_WEBHOOK_PORT") == str(port):
+        raise ConfigError(
+            f"variables {PORT_VARIABLE} and PUSHER_WEBHOOK_PORT are both {port}: give each its own port"
+        )
+    return port
 
 
 class Hooks:
@@ -207,7 +216,9 @@ class Recorder(Hooks):
         batch.add_metric([], self._batch.buckets(), self._batch.sum)
         yield batch
         emitted = CounterMetricFamily(
-            "mesg_pusher_events_emitted", "received and webhook events accepted by the engine", labels=["event"]
+            "mesg_pusher_events_emitted",
+            "received and webhook events accepted by the engine",
+            labels=["event"],
         )
         for key, count in self._emitted.items():
             emitted.add_metric([key], count)

@@ -50,7 +50,10 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 async def healthz(port: int) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{port}/healthz") as response,
+    ):
         return response.status, await response.json()
 
 
@@ -93,7 +96,9 @@ async def test_metrics_count_what_was_done(mstack: Stack, mapp: Application) -> 
     for i in range(12):  # on the listened channel: each also comes back as a `received` event
         assert (await run(mapp, instance, "trigger", {"channel": LISTENED, "name": "m", "data": {"i": i}})).ok
     for _ in range(3):
-        result = await run(mapp, instance, "trigger", {"channel": "no spaces allowed", "name": "m", "data": 1})
+        result = await run(
+            mapp, instance, "trigger", {"channel": "no spaces allowed", "name": "m", "data": 1}
+        )
         assert not result.ok
     batch = [{"channel": published, "name": "b", "data": {"i": i}} for i in range(4)]
     assert (await run(mapp, instance, "triggerBatch", {"batch": batch})).ok
@@ -158,14 +163,29 @@ async def test_webhook_events_are_counted(mstack: Stack) -> None:
     )
 
 
-async def test_bad_metrics_port_stops_the_service_at_start(mstack: Stack) -> None:
-    service = ServiceProcess(mstack.engine, env={"MESG_PUSHER_METRICS_PORT": "99999"})
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"MESG_PUSHER_METRICS_PORT": "99999"},
+            "variable MESG_PUSHER_METRICS_PORT must be a port number from 1 to 65535, not '99999'",
+        ),
+        (
+            {"MESG_PUSHER_METRICS_PORT": "9102", "PUSHER_WEBHOOK_PORT": "9102"},
+            "variables MESG_PUSHER_METRICS_PORT and PUSHER_WEBHOOK_PORT are both 9102: give each its own port",
+        ),
+    ],
+)
+async def test_bad_metrics_port_stops_the_service_at_start(
+    mstack: Stack, env: dict[str, str], message: str
+) -> None:
+    service = ServiceProcess(mstack.engine, env=env)
     service.start()
     try:
         assert service.wait(20) == 2
     finally:
         service.stop()
-    assert "MESG_PUSHER_METRICS_PORT must be a port number from 1 to 65535, not '99999'" in service.log()
+    assert f"cannot start: {message}" in service.log()
 
 
 async def test_healthz_is_503_with_the_reason_while_the_engine_is_away(soketi: Soketi) -> None:
@@ -219,7 +239,9 @@ async def test_healthz_is_503_when_results_stop_reaching_an_engine_that_looks_up
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
             for i in range(3):
-                await app.execute_task(instance, "trigger", {"channel": channel("stall"), "name": "s", "data": i})
+                await app.execute_task(
+                    instance, "trigger", {"channel": channel("stall"), "name": "s", "data": i}
+                )
 
             async def running() -> bool:
                 return value(await scrape(port), "mesg_pusher_executions_in_flight") == 3

@@ -10,7 +10,11 @@ from mesg_pusher.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Tally
 
 
 def samples(family_samples: list[Sample]) -> dict[str, float]:
-    return {f"{s.name}{sorted(s.labels.items())}": s.value for s in family_samples if not s.name.endswith("_created")}
+    return {
+        f"{s.name}{sorted(s.labels.items())}": s.value
+        for s in family_samples
+        if not s.name.endswith("_created")
+    }
 
 
 def test_tally_matches_prometheus_histogram_bounds_included() -> None:

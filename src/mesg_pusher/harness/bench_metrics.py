@@ -2,10 +2,12 @@
 
 The issue allows metrics 3 % of the service's CPU per execution. Two figures answer it:
 
-- the benchmark's service phase (``bench.load``: triggers at 64 in flight through the local
-  engine into soketi), run in rounds that alternate a service with ``MESG_PUSHER_METRICS_PORT``
-  set and one without, in ABBA order so a machine that drifts weighs on both sides; CPU per
-  execution is read from /proc for each, and the medians compared;
+- the benchmark's service load (``bench.load``: triggers at 64 in flight through the local
+  engine into soketi) on two services at the same time, one with ``MESG_PUSHER_METRICS_PORT``
+  set and one without, each behind its own local engine, swapping which has metrics every
+  round; CPU per execution is read from /proc for each. Run one after the other, the same
+  service moved by ±15-40 % between runs on this shared machine; side by side, both see the
+  same moment's machine, so the ratio within a round is what to read;
 - the hooks one execution calls, timed in this process, against that CPU per execution: a
   figure that machine noise cannot blur.
 """
@@ -31,41 +33,66 @@ async def _rounds(args: argparse.Namespace) -> dict[str, list[float]]:
     """CPU ms per execution of each service run, by ``off`` and ``on``."""
     figures: dict[str, list[float]] = {"off": [], "on": []}
     with Soketi() as soketi:
-        engine = EngineProcess(env=soketi.pusher_env()).start()
+        engines = [EngineProcess(env=soketi.pusher_env()).start() for _ in range(2)]
         try:
-            async with Application.connect(engine.endpoint) as app:
-                instance = await app.resolve("com.mesg.pusher")
+            async with (
+                Application.connect(engines[0].endpoint) as app_a,
+                Application.connect(engines[1].endpoint) as app_b,
+            ):
+                apps = [
+                    (app_a, await app_a.resolve("com.mesg.pusher")),
+                    (app_b, await app_b.resolve("com.mesg.pusher")),
+                ]
                 channel = f"bench-metrics-{uuid.uuid4().hex[:8]}"
 
                 def trigger(i: int) -> tuple[str, dict[str, Any]]:
                     return "trigger", {"channel": channel, "name": "bench", "data": {"i": i, "text": "hello"}}
 
-                order = ["off", "on", "on", "off"] * ((args.rounds + 1) // 2)
-                for index, mode in enumerate(order[: 2 * args.rounds]):
-                    port = free_port()
-                    env = {"MESG_PUSHER_METRICS_PORT": str(port)} if mode == "on" else {}
-                    service = ServiceProcess(engine, env=env).start_ready()
+                for index in range(args.rounds):
+                    # Engine A's service has metrics in even rounds, engine B's in odd ones.
+                    modes = ["on", "off"] if index % 2 == 0 else ["off", "on"]
+                    services = [
+                        ServiceProcess(
+                            engine, env={"MESG_PUSHER_METRICS_PORT": str(free_port())} if mode == "on" else {}
+                        ).start_ready()
+                        for engine, mode in zip(engines, modes, strict=True)
+                    ]
                     try:
-                        await load(app, instance, "warm-up", args.warm_up, args.in_flight, trigger)
-                        cpu = CpuMeter(service.pid)
-                        cpu.start()
-                        run = await load(app, instance, mode, args.executions, args.in_flight, trigger)
-                        cpu.stop()
-                        if run.failed:
-                            raise RuntimeError(f"{run.failed} executions failed: {run.errors}")
+                        await asyncio.gather(
+                            *(
+                                load(app, i, "warm-up", args.warm_up, args.in_flight, trigger)
+                                for app, i in apps
+                            )
+                        )
+                        meters = [CpuMeter(service.pid) for service in services]
+                        for meter in meters:
+                            meter.start()
+                        runs = await asyncio.gather(
+                            *(
+                                load(app, i, "run", args.executions, args.in_flight, trigger)
+                                for app, i in apps
+                            )
+                        )
+                        for meter in meters:
+                            meter.stop()
                     finally:
-                        code = service.stop()
-                    if code != 0:
-                        raise RuntimeError(f"service exited with {code}:\n{service.log()[-2000:]}")
-                    per_execution = cpu.cpu * 1000 / run.count
-                    figures[mode].append(per_execution)
+                        codes = [service.stop() for service in services]
+                    for service, code, run in zip(services, codes, runs, strict=True):
+                        if code != 0 or run.failed:
+                            raise RuntimeError(
+                                f"exit {code}, {run.failed} failed {run.errors}:\n{service.log()[-2000:]}"
+                            )
+                    for mode, meter, run in zip(modes, meters, runs, strict=True):
+                        figures[mode].append(meter.cpu * 1000 / run.count)
                     print(
-                        f"round {index // 2 + 1} metrics {mode:3}: {per_execution:.3f} ms CPU per execution, "
-                        f"{run.rate:.0f} exec/s",
+                        f"round {index + 1}: metrics off {figures['off'][-1]:.3f}, on {figures['on'][-1]:.3f} ms "
+                        f"CPU per execution ({100 * (figures['on'][-1] / figures['off'][-1] - 1):+.1f} %), "
+                        f"{runs[0].rate:.0f} and {runs[1].rate:.0f} exec/s",
                         flush=True,
                     )
         finally:
-            engine.stop()
+            for engine in engines:
+                engine.stop()
     return figures
 
 
@@ -90,18 +117,24 @@ def hook_cost_us(enabled: bool) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesg-pusher bench-metrics", description=__doc__)
     parser.add_argument("--executions", type=int, default=4_000, help="per service run")
-    parser.add_argument("--rounds", type=int, default=4, help="pairs of runs, metrics off and on")
+    parser.add_argument("--rounds", type=int, default=6, help="runs of two services, metrics off and on")
     parser.add_argument("--warm-up", type=int, default=500)
     parser.add_argument("--in-flight", type=int, default=64)
     args = parser.parse_args(argv)
     figures = asyncio.run(_rounds(args))
     off, on = statistics.median(figures["off"]), statistics.median(figures["on"])
+    # Each round's two runs happened at the same time: their ratio is what the machine moves least.
+    paired = [100 * (b - a) / a for a, b in zip(figures["off"], figures["on"], strict=True)]
     hooks_on, hooks_off = hook_cost_us(True), hook_cost_us(False)
     print(
         f"\nservice CPU per execution, median of {len(figures['off'])} runs each: metrics off {off:.3f} ms, "
         f"on {on:.3f} ms: {100 * (on - off) / off:+.1f} %"
     )
     print(f"  off: {[round(x, 3) for x in figures['off']]}\n  on:  {[round(x, 3) for x in figures['on']]}")
+    print(
+        f"  on vs off within each round: {[f'{x:+.1f} %' for x in paired]}, "
+        f"median {statistics.median(paired):+.1f} %"
+    )
     print(
         f"hooks per execution: {hooks_on:.2f} µs with metrics on, {hooks_off:.2f} µs off: "
         f"{100 * (hooks_on - hooks_off) / 1000 / off:.2f} % of the {off:.3f} ms an execution costs"
