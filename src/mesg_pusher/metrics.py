@@ -97,9 +97,10 @@ class StreamState:
 class Tally:
     """A histogram kept as plain numbers: ``counts[i]`` observations fell in bucket ``i``.
 
-    Why not prometheus_client's ``Histogram``: its ``observe`` takes a lock per bucket and
-    validates on every call, ~4 µs here against ~0.4 µs for a bisect and two additions; the
-    event loop is one thread, so the scrape (on the same loop) reads consistent numbers.
+    Why not prometheus_client's ``Histogram``: its ``observe`` checks its state and takes two
+    locks on every call, 1.6 to 5 µs timed on this (loaded) machine, against well under 1 µs
+    for a bisect and two additions. Locks are not needed: hooks and scrapes all run on the
+    event loop's one thread, so a scrape reads consistent numbers.
     """
 
     __slots__ = ("bounds", "counts", "sum")
@@ -127,8 +128,9 @@ class Tally:
 class Recorder(Hooks):
     """Hooks that count in plain numbers, and the collector that exports them when scraped.
 
-    The hot path only adds to dicts and lists (about 1 µs per execution in all); turning
-    them into metric families, and reading the gauges, happens once per scrape.
+    The hot path only adds to dicts and lists (the four hooks of one trigger: about 2 µs,
+    timed by ``mesg-pusher bench-metrics``); turning them into metric families, and reading
+    the gauges, happens once per scrape.
     """
 
     def __init__(self, tasks: Iterable[str]) -> None:

@@ -134,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  on vs off within each round: {[f'{x:+.1f} %' for x in paired]}, "
         f"median {statistics.median(paired):+.1f} %"
+        + (
+            f", mean {statistics.mean(paired):+.1f} % ± {statistics.stdev(paired) / len(paired) ** 0.5:.1f} "
+            "(standard error)"
+            if len(paired) > 1
+            else ""
+        )
     )
     print(
         f"hooks per execution: {hooks_on:.2f} µs with metrics on, {hooks_off:.2f} µs off: "
