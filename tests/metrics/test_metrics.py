@@ -7,6 +7,7 @@ WebSocket subscriber; the exposition is parsed with prometheus_client's own pars
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -262,4 +263,48 @@ async def test_healthz_is_503_when_results_stop_reaching_an_engine_that_looks_up
         await asyncio.to_thread(service.kill)
         engine.stop()
         await path.stop()
+        await slow_pusher.stop()
+
+
+async def test_sigterm_counts_queued_executions_as_stopped_and_healthz_says_stopping(soketi: Soketi) -> None:
+    port = free_port()
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    slow_pusher = await TcpProxy(soketi.port, delay=3.0).start()
+    service = ServiceProcess(
+        engine,
+        env={
+            "MESG_PUSHER_METRICS_PORT": str(port),
+            "MESG_PUSHER_CONCURRENCY": "1",
+            "PUSHER_PORT": str(slow_pusher.port),
+        },
+    )
+    try:
+        await asyncio.to_thread(service.start_ready)
+        service.wait_for_log("health and metrics on")
+        async with Application.connect(engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            for i in range(3):
+                await app.execute_task(
+                    instance, "trigger", {"channel": channel("stop"), "name": "s", "data": i}
+                )
+
+            async def queued() -> bool:
+                return value(await scrape(port), "mesg_pusher_executions_in_flight") == 3
+
+            await eventually(queued)
+            service.signal(signal.SIGTERM)
+            # The running one waits for the slow Pusher (3 s): the port still answers meanwhile.
+            stopped = {"task": "trigger", "outcome": "stopped"}
+
+            async def counted() -> bool:
+                return value(await scrape(port), "mesg_pusher_executions_total", **stopped) == 2
+
+            await eventually(counted, timeout=2.5)
+            status, body = await healthz(port)
+        assert status == 503
+        assert body["reason"].startswith("stopping: finishing in-flight executions"), body
+        assert await asyncio.to_thread(service.wait, 20) == 0
+    finally:
+        await asyncio.to_thread(service.kill)
+        engine.stop()
         await slow_pusher.stop()
