@@ -10,6 +10,8 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -217,94 +219,86 @@ async def test_healthz_is_503_with_the_reason_while_the_engine_is_away(soketi: S
         assert value(await scrape(port), "mesg_pusher_engine_reconnects_total") == 1
 
 
+@dataclass
+class Slowed:
+    """A service with metrics on ``port``, whose Pusher answers late; its engine maybe behind ``path``."""
+
+    engine: EngineProcess
+    service: ServiceProcess
+    path: TcpProxy | None
+    port: int
+
+    async def start_three(self, prefix: str) -> None:
+        """Three triggers, each held up by the slow Pusher, in flight at once."""
+        async with Application.connect(self.engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            for i in range(3):
+                await app.execute_task(
+                    instance, "trigger", {"channel": channel(prefix), "name": "s", "data": i}
+                )
+
+        async def in_flight() -> bool:
+            return value(await scrape(self.port), "mesg_pusher_executions_in_flight") == 3
+
+        await eventually(in_flight)
+
+
+@asynccontextmanager
+async def slowed(
+    soketi: Soketi, delay: float, env: dict[str, str], engine_path: bool = False
+) -> AsyncIterator[Slowed]:
+    port = free_port()
+    engine = EngineProcess(env=soketi.pusher_env()).start()
+    path = await TcpProxy(engine.port).start() if engine_path else None
+    slow_pusher = await TcpProxy(soketi.port, delay=delay).start()
+    variables = {"MESG_PUSHER_METRICS_PORT": str(port), "PUSHER_PORT": str(slow_pusher.port), **env}
+    if path is not None:
+        variables["MESG_ENDPOINT"] = f"127.0.0.1:{path.port}"
+    service = ServiceProcess(engine, env=variables)
+    try:
+        await asyncio.to_thread(service.start_ready)
+        service.wait_for_log("health and metrics on")
+        yield Slowed(engine, service, path, port)
+    finally:
+        await asyncio.to_thread(service.kill)
+        engine.stop()
+        if path is not None:
+            await path.stop()
+        await slow_pusher.stop()
+
+
 @pytest.mark.timeout(90)
 async def test_healthz_is_503_when_results_stop_reaching_an_engine_that_looks_up(soketi: Soketi) -> None:
     """The path to the engine goes silent while executions wait on a slow Pusher: the stream
     still looks open (keepalive pings every 5 minutes), but no ``Update`` gets through."""
-    port = free_port()
-    engine = EngineProcess(env=soketi.pusher_env()).start()
-    path = await TcpProxy(engine.port).start()
-    slow_pusher = await TcpProxy(soketi.port, delay=2.0).start()
-    service = ServiceProcess(
-        engine,
-        env={
-            "MESG_ENDPOINT": f"127.0.0.1:{path.port}",
-            "MESG_PUSHER_METRICS_PORT": str(port),
-            "PUSHER_PORT": str(slow_pusher.port),
-        },
-    )
-    try:
-        await asyncio.to_thread(service.start_ready)
-        service.wait_for_log("health and metrics on")
-        assert (await healthz(port))[0] == 200
-        async with Application.connect(engine.endpoint) as app:
-            instance = await app.resolve("com.mesg.pusher")
-            for i in range(3):
-                await app.execute_task(
-                    instance, "trigger", {"channel": channel("stall"), "name": "s", "data": i}
-                )
+    async with slowed(soketi, 2.0, {}, engine_path=True) as stack:
+        assert (await healthz(stack.port))[0] == 200
+        await stack.start_three("stall")
+        assert stack.path is not None and stack.path.blackhole() >= 1
+        answers: list[tuple[int, dict[str, Any]]] = []
 
-            async def running() -> bool:
-                return value(await scrape(port), "mesg_pusher_executions_in_flight") == 3
+        async def unhealthy() -> bool:
+            answers.append(await healthz(stack.port))
+            return answers[-1][0] == 503
 
-            await eventually(running)
-            assert path.blackhole() >= 1
-            answers: list[tuple[int, dict[str, Any]]] = []
-
-            async def unhealthy() -> bool:
-                answers.append(await healthz(port))
-                return answers[-1][0] == 503
-
-            await eventually(unhealthy, timeout=40)
+        await eventually(unhealthy, timeout=40)
         assert answers[-1][1]["reason"].startswith("3 results waiting for the engine; none delivered for ")
         assert all(status == 200 for status, _ in answers[:-1])  # healthy until the stall was long enough
-        assert value(await scrape(port), "mesg_pusher_engine_stream_up") == 1
-    finally:
-        await asyncio.to_thread(service.kill)
-        engine.stop()
-        await path.stop()
-        await slow_pusher.stop()
+        assert value(await scrape(stack.port), "mesg_pusher_engine_stream_up") == 1
 
 
 async def test_sigterm_counts_queued_executions_as_stopped_and_healthz_says_stopping(soketi: Soketi) -> None:
-    port = free_port()
-    engine = EngineProcess(env=soketi.pusher_env()).start()
-    slow_pusher = await TcpProxy(soketi.port, delay=3.0).start()
-    service = ServiceProcess(
-        engine,
-        env={
-            "MESG_PUSHER_METRICS_PORT": str(port),
-            "MESG_PUSHER_CONCURRENCY": "1",
-            "PUSHER_PORT": str(slow_pusher.port),
-        },
-    )
-    try:
-        await asyncio.to_thread(service.start_ready)
-        service.wait_for_log("health and metrics on")
-        async with Application.connect(engine.endpoint) as app:
-            instance = await app.resolve("com.mesg.pusher")
-            for i in range(3):
-                await app.execute_task(
-                    instance, "trigger", {"channel": channel("stop"), "name": "s", "data": i}
-                )
+    async with slowed(soketi, 3.0, {"MESG_PUSHER_CONCURRENCY": "1"}) as stack:
+        await stack.start_three("stop")
+        stack.service.signal(signal.SIGTERM)
+        # The running one waits for the slow Pusher (3 s): the port still answers meanwhile.
+        stopped = {"task": "trigger", "outcome": "stopped"}
 
-            async def queued() -> bool:
-                return value(await scrape(port), "mesg_pusher_executions_in_flight") == 3
+        async def counted() -> bool:
+            return value(await scrape(stack.port), "mesg_pusher_executions_total", **stopped) == 2
 
-            await eventually(queued)
-            service.signal(signal.SIGTERM)
-            # The running one waits for the slow Pusher (3 s): the port still answers meanwhile.
-            stopped = {"task": "trigger", "outcome": "stopped"}
-
-            async def counted() -> bool:
-                return value(await scrape(port), "mesg_pusher_executions_total", **stopped) == 2
-
-            await eventually(counted, timeout=2.5)
-            status, body = await healthz(port)
+        await eventually(counted, timeout=2.5)
+        status, body = await healthz(stack.port)
         assert status == 503
         assert body["reason"].startswith("stopping: finishing in-flight executions"), body
-        assert await asyncio.to_thread(service.wait, 20) == 0
-    finally:
-        await asyncio.to_thread(service.kill)
-        engine.stop()
-        await slow_pusher.stop()
+        assert await asyncio.to_thread(stack.service.wait, 20) == 0
