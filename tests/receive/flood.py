@@ -1,7 +1,8 @@
 """A hostile flood of the webhook endpoint while executions run; prints what it cost the service.
 
 Slow clients send a request's headers and trickle its body one byte at a time, for as long as
-the server keeps them; abandoned ones send half a body and hang up. Meanwhile an application
+the server keeps them; abandoned ones send half a body and hang up; malformed ones send a
+request aiohttp cannot parse (each of which it reports with a traceback). Meanwhile an application
 keeps executing ``trigger`` tasks. Measured on the service process: log lines written, the
 most file descriptors it held (sampled from /proc), and executions completed meanwhile, next
 to the executions completed in a window of the same length before the flood.
@@ -19,6 +20,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,18 +148,35 @@ async def _abandoned(port: int, clients: Clients) -> None:
     clients.outcomes["abandoned"] += 1
 
 
-async def _clients(port: int, slow: int, abandoned: int, hold: float, waves: int) -> Clients:
+async def _malformed(port: int, clients: Clients) -> None:
+    """A request with a Content-Length that is not a number; the server's answer is recorded."""
+    if (connection := await _connect(port, clients)) is None:
+        return
+    reader, writer = connection
+    writer.write(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: many\r\n\r\n")
+    answer = await _answer_or_close(reader, 5.0)
+    writer.transport.abort()
+    status = answer.split(b" ")[1].decode() if answer and answer.startswith(b"HTTP/") else "no answer"
+    clients.outcomes[f"malformed: {status}"] += 1
+
+
+async def _clients(port: int, slow: int, abandoned: int, malformed: int, hold: float, waves: int) -> Clients:
     clients = Clients()
+
+    async def in_waves(kind: Callable[[int, Clients], Awaitable[None]], count: int) -> None:
+        for start in range(0, count, waves):
+            await asyncio.gather(*(kind(port, clients) for _ in range(min(waves, count - start))))
+
+    await in_waves(_malformed, malformed)  # first, while there is room under the cap
     slow_clients = [asyncio.create_task(_slow(port, hold, clients)) for _ in range(slow)]
-    for start in range(0, abandoned, waves):
-        await asyncio.gather(*(_abandoned(port, clients) for _ in range(min(waves, abandoned - start))))
+    await in_waves(_abandoned, abandoned)
     await asyncio.gather(*slow_clients)
     return clients
 
 
-def run_clients(port: int, slow: int, abandoned: int, hold: float, waves: int) -> Clients:
+def run_clients(port: int, slow: int, abandoned: int, malformed: int, hold: float, waves: int) -> Clients:
     """The flood, in a process of its own: its CPU is not the application's that executes tasks."""
-    return asyncio.run(_clients(port, slow, abandoned, hold, waves))
+    return asyncio.run(_clients(port, slow, abandoned, malformed, hold, waves))
 
 
 async def _execute(app: Application, instance: bytes, stop: asyncio.Event, counts: Counter[str]) -> None:
@@ -180,7 +199,14 @@ async def _executions_for(app: Application, instance: bytes, seconds: float, lan
 
 
 async def flood(
-    stack: Stack, port: int, *, slow: int = 1000, abandoned: int = 4000, hold: float = 25.0, waves: int = 200
+    stack: Stack,
+    port: int,
+    *,
+    slow: int = 600,
+    abandoned: int = 4000,
+    malformed: int = 200,
+    hold: float = 15.0,
+    waves: int = 200,
 ) -> Figures:
     """``slow`` trickling clients (each kept up to ``hold`` s) and ``abandoned`` ones, executions alongside."""
     figures = Figures()
@@ -202,7 +228,7 @@ async def flood(
         began = time.monotonic()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             clients = await asyncio.get_running_loop().run_in_executor(
-                pool, run_clients, port, slow, abandoned, hold, waves
+                pool, run_clients, port, slow, abandoned, malformed, hold, waves
             )
         figures.opened, figures.outcomes, figures.slow_held = (
             clients.opened,
@@ -225,9 +251,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--service-src", help="run the service from this src directory (PYTHONPATH)")
-    parser.add_argument("--slow", type=int, default=1000)
+    parser.add_argument("--slow", type=int, default=600)
     parser.add_argument("--abandoned", type=int, default=4000)
-    parser.add_argument("--hold", type=float, default=25.0)
+    parser.add_argument("--malformed", type=int, default=200)
+    parser.add_argument("--hold", type=float, default=15.0)
     args = parser.parse_args()
     port = free_port()
     service_env = {"PYTHONPATH": args.service_src} if args.service_src else None
@@ -236,7 +263,16 @@ def main() -> None:
         running_stack(soketi, env={"PUSHER_WEBHOOK_PORT": str(port)}, service_env=service_env) as stack,
     ):
         stack.service.wait_for_log("webhook endpoint listening")
-        figures = asyncio.run(flood(stack, port, slow=args.slow, abandoned=args.abandoned, hold=args.hold))
+        figures = asyncio.run(
+            flood(
+                stack,
+                port,
+                slow=args.slow,
+                abandoned=args.abandoned,
+                malformed=args.malformed,
+                hold=args.hold,
+            )
+        )
     print(figures.report())
 
 

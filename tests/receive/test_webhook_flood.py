@@ -1,4 +1,5 @@
-"""The webhook endpoint under abuse: a real flood of slow and abandoned connections, executions running.
+"""The webhook endpoint under abuse: a real flood of slow, abandoned and malformed connections,
+executions running.
 
 Before the gate (issue 12), the same flood wrote two ERROR tracebacks per connection, held a
 descriptor for every slow client for as long as it liked, and halved the executions' pace.
@@ -19,7 +20,7 @@ from tests.receive.helpers import post_webhook, signed
 from tests.support.stack import Stack, running_stack
 
 PORT = free_port()
-SLOW, ABANDONED, HOLD = 600, 4000, REQUEST_TIMEOUT + 5
+SLOW, ABANDONED, MALFORMED, HOLD = 600, 4000, 200, REQUEST_TIMEOUT + 5
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def fstack(soketi: Soketi) -> Iterator[Stack]:
 
 @pytest.mark.timeout(240)
 async def test_flood_of_slow_and_abandoned_clients(fstack: Stack) -> None:
-    figures = await flood(fstack, PORT, slow=SLOW, abandoned=ABANDONED, hold=HOLD)
+    figures = await flood(fstack, PORT, slow=SLOW, abandoned=ABANDONED, malformed=MALFORMED, hold=HOLD)
     print(figures.report())
     # Hanging up is logged at DEBUG at most: nothing at the default level but the gate's summary.
     assert figures.error_lines == 0, fstack.service.log()[-3000:]
@@ -40,6 +41,8 @@ async def test_flood_of_slow_and_abandoned_clients(fstack: Stack) -> None:
     # Over the cap, clients are refused at once with a 503; under it, cut at the deadline.
     outcomes = figures.outcomes
     assert outcomes["abandoned"] == ABANDONED
+    # aiohttp answers what it cannot parse with 400; its traceback is for DEBUG only.
+    assert outcomes["malformed: 400"] == MALFORMED, outcomes
     assert outcomes["slow: 503 at once"] >= SLOW - MAX_CONNECTIONS - 50, outcomes
     assert outcomes["slow: 503 at once"] + outcomes["slow: cut"] == SLOW, outcomes
     cut = sorted(figures.slow_held)[-outcomes["slow: cut"] :]
