@@ -84,3 +84,9 @@ def test_pusher_url_from_dotenv_is_masked(soketi: Soketi, tmp_path: Path) -> Non
     assert ".env" in next(line for line in ran.stdout.splitlines() if "PUSHER_URL" in line)
     assert "PUSHER_SECRET is not a variable mesg-pusher reads; did you mean PUSHER_APP_SECRET?" in ran.stdout
     assert app.secret not in ran.output and "typo-of-the-secret" not in ran.output
+
+
+def test_bad_service_setting_is_named(soketi: Soketi, tmp_path: Path) -> None:
+    ran = mesg_pusher("check", env={**soketi.pusher_env(), "LOG_FORMAT": "xml"}, cwd=tmp_path)
+    assert ran.code == 1, ran.output
+    assert failures(ran.stdout) == ["FAIL LOG_FORMAT: variable LOG_FORMAT must be text or json, not 'xml'"]

@@ -35,7 +35,7 @@ from mesg_pusher.errors import (
     PusherUnknownOutcome,
     PusherUnreachable,
 )
-from mesg_pusher.logs import configure_logging, log_format
+from mesg_pusher.logs import FORMATS, configure_logging, log_format
 from mesg_pusher.receive import ReceiveSettings
 from mesg_pusher.redact import MASK, redact_pusher_url, redact_url, scrub
 from mesg_pusher.tasks import check_registry
@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         Report(()).line("FAIL", str(exc))
         return 1
     report = Report(settings.secrets)
-    # Retries and warnings on stderr, masked; the report on stdout.
-    configure_logging("WARNING", settings.secrets)
+    # Retries and warnings on stderr, masked; the report on stdout. A bad LOG_FORMAT is a FAIL below.
+    fmt = environment.get("LOG_FORMAT", "").strip().lower()
+    configure_logging("WARNING", settings.secrets, fmt if fmt in FORMATS else "text")
     show_settings(environment, report)
     asyncio.run(check(environment, settings, report))
     print("something is wrong: see FAIL above" if report.failed else "all good")
