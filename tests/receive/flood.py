@@ -2,7 +2,8 @@
 
 Slow clients send a request's headers and trickle its body one byte at a time, for as long as
 the server keeps them; abandoned ones send half a body and hang up; malformed ones send a
-request aiohttp cannot parse (each of which it reports with a traceback). Meanwhile an application
+request aiohttp cannot parse (each of which it reports with a traceback); forged ones send a
+whole webhook with a bad signature. Meanwhile an application
 keeps executing ``trigger`` tasks. Measured on the service process: log lines written, the
 most file descriptors it held (sampled from /proc), and executions completed meanwhile, next
 to the executions completed in a window of the same length before the flood.
@@ -148,19 +149,39 @@ async def _abandoned(port: int, clients: Clients) -> None:
     clients.outcomes["abandoned"] += 1
 
 
-async def _malformed(port: int, clients: Clients) -> None:
-    """A request with a Content-Length that is not a number; the server's answer is recorded."""
+# Whole requests that must be refused: one aiohttp cannot parse (it reports each with a
+# traceback), and one with a forged signature (answered 401).
+MALFORMED = b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: many\r\n\r\n"
+_FORGED_BODY = b'{"time_ms": 1, "events": []}'
+FORGED = (
+    b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pusher-Key: key\r\nX-Pusher-Signature: %s\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (b"0" * 64, len(_FORGED_BODY), _FORGED_BODY)
+)
+
+
+async def _refused(port: int, clients: Clients, label: str, request: bytes) -> None:
+    """Send a whole ``request``; the status of the server's answer is recorded under ``label``."""
     if (connection := await _connect(port, clients)) is None:
         return
     reader, writer = connection
-    writer.write(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: many\r\n\r\n")
+    writer.write(request)
     answer = await _answer_or_close(reader, 5.0)
     writer.transport.abort()
     status = answer.split(b" ")[1].decode() if answer and answer.startswith(b"HTTP/") else "no answer"
-    clients.outcomes[f"malformed: {status}"] += 1
+    clients.outcomes[f"{label}: {status}"] += 1
 
 
-async def _clients(port: int, slow: int, abandoned: int, malformed: int, hold: float, waves: int) -> Clients:
+async def _malformed(port: int, clients: Clients) -> None:
+    await _refused(port, clients, "malformed", MALFORMED)
+
+
+async def _forged(port: int, clients: Clients) -> None:
+    await _refused(port, clients, "forged", FORGED)
+
+
+async def _clients(
+    port: int, slow: int, abandoned: int, malformed: int, forged: int, hold: float, waves: int
+) -> Clients:
     clients = Clients()
 
     async def in_waves(kind: Callable[[int, Clients], Awaitable[None]], count: int) -> None:
@@ -168,15 +189,18 @@ async def _clients(port: int, slow: int, abandoned: int, malformed: int, hold: f
             await asyncio.gather(*(kind(port, clients) for _ in range(min(waves, count - start))))
 
     await in_waves(_malformed, malformed)  # first, while there is room under the cap
+    await in_waves(_forged, forged)
     slow_clients = [asyncio.create_task(_slow(port, hold, clients)) for _ in range(slow)]
     await in_waves(_abandoned, abandoned)
     await asyncio.gather(*slow_clients)
     return clients
 
 
-def run_clients(port: int, slow: int, abandoned: int, malformed: int, hold: float, waves: int) -> Clients:
+def run_clients(
+    port: int, slow: int, abandoned: int, malformed: int, forged: int, hold: float, waves: int
+) -> Clients:
     """The flood, in a process of its own: its CPU is not the application's that executes tasks."""
-    return asyncio.run(_clients(port, slow, abandoned, malformed, hold, waves))
+    return asyncio.run(_clients(port, slow, abandoned, malformed, forged, hold, waves))
 
 
 async def _execute(app: Application, instance: bytes, stop: asyncio.Event, counts: Counter[str]) -> None:
@@ -205,6 +229,7 @@ async def flood(
     slow: int = 600,
     abandoned: int = 4000,
     malformed: int = 200,
+    forged: int = 500,
     hold: float = 15.0,
     waves: int = 200,
 ) -> Figures:
@@ -228,7 +253,7 @@ async def flood(
         began = time.monotonic()
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             clients = await asyncio.get_running_loop().run_in_executor(
-                pool, run_clients, port, slow, abandoned, malformed, hold, waves
+                pool, run_clients, port, slow, abandoned, malformed, forged, hold, waves
             )
         figures.opened, figures.outcomes, figures.slow_held = (
             clients.opened,
@@ -254,6 +279,7 @@ def main() -> None:
     parser.add_argument("--slow", type=int, default=600)
     parser.add_argument("--abandoned", type=int, default=4000)
     parser.add_argument("--malformed", type=int, default=200)
+    parser.add_argument("--forged", type=int, default=500)
     parser.add_argument("--hold", type=float, default=15.0)
     args = parser.parse_args()
     port = free_port()

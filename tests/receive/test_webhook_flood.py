@@ -1,5 +1,5 @@
-"""The webhook endpoint under abuse: a real flood of slow, abandoned and malformed connections,
-executions running.
+"""The webhook endpoint under abuse: a real flood of slow, abandoned, malformed and forged
+connections, executions running.
 
 Before the gate (issue 12), the same flood wrote two ERROR tracebacks per connection, held a
 descriptor for every slow client for as long as it liked, and halved the executions' pace.
@@ -20,7 +20,7 @@ from tests.receive.helpers import post_webhook, signed
 from tests.support.stack import Stack, running_stack
 
 PORT = free_port()
-SLOW, ABANDONED, MALFORMED, HOLD = 600, 4000, 200, REQUEST_TIMEOUT + 5
+SLOW, ABANDONED, MALFORMED, FORGED, HOLD = 600, 4000, 200, 500, REQUEST_TIMEOUT + 5
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +32,23 @@ def fstack(soketi: Soketi) -> Iterator[Stack]:
 
 @pytest.mark.timeout(240)
 async def test_flood_of_slow_and_abandoned_clients(fstack: Stack) -> None:
-    figures = await flood(fstack, PORT, slow=SLOW, abandoned=ABANDONED, malformed=MALFORMED, hold=HOLD)
+    figures = await flood(
+        fstack, PORT, slow=SLOW, abandoned=ABANDONED, malformed=MALFORMED, forged=FORGED, hold=HOLD
+    )
     print(figures.report())
-    # Hanging up is logged at DEBUG at most: nothing at the default level but the gate's summary.
+    # Hanging up is logged at DEBUG at most: nothing at the default level but two summaries.
     assert figures.error_lines == 0, fstack.service.log()[-3000:]
-    assert figures.log_lines <= 3, fstack.service.log()[-3000:]
-    assert "webhook endpoint: refused" in fstack.service.log()
+    assert figures.log_lines <= 4, fstack.service.log()[-3000:]
+    log = fstack.service.log()
+    # The first of each kind at once, the rest in the next summary (a minute later).
+    assert log.count("requests with an unknown key or a bad signature (HTTP 401)") == 1, log[-3000:]
+    assert log.count("connections over the cap of 256") == 1, log[-3000:]
     # Over the cap, clients are refused at once with a 503; under it, cut at the deadline.
     outcomes = figures.outcomes
     assert outcomes["abandoned"] == ABANDONED
     # aiohttp answers what it cannot parse with 400; its traceback is for DEBUG only.
     assert outcomes["malformed: 400"] == MALFORMED, outcomes
+    assert outcomes["forged: 401"] == FORGED, outcomes
     assert outcomes["slow: 503 at once"] >= SLOW - MAX_CONNECTIONS - 50, outcomes
     assert outcomes["slow: 503 at once"] + outcomes["slow: cut"] == SLOW, outcomes
     cut = sorted(figures.slow_held)[-outcomes["slow: cut"] :]

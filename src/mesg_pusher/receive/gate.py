@@ -11,8 +11,8 @@ listening socket and aiohttp's protocol:
 - each request must arrive in full within ``request_timeout`` of the connection opening, or of
   the previous answer on a kept-alive connection; a client that is slower is disconnected.
 
-What it did is summed up in one warning at most every ``REPORT_EVERY`` seconds: a flood must
-not turn into a flood of log lines.
+What it did is summed up by a ``Tally``: one warning at most every ``REPORT_EVERY`` seconds, as
+a flood must not turn into a flood of log lines.
 """
 
 from __future__ import annotations
@@ -54,9 +54,7 @@ class Gate:
         self.request_timeout = request_timeout
         self._open: dict[asyncio.BaseTransport, _Connection] = {}
         self.peak = 0
-        self.totals: Counter[str] = Counter()  # refused, timed out: since start
-        self._pending: Counter[str] = Counter()  # not yet reported
-        self._report: asyncio.TimerHandle | None = None
+        self.tally = Tally(self._describe)  # "refused", "timed out"
 
     def __call__(self) -> asyncio.Protocol:
         return _Connection(self)
@@ -80,14 +78,12 @@ class Gate:
 
     def close(self) -> None:
         """Stop reporting (the server is stopping); aiohttp closes the connections."""
-        if self._report is not None:
-            self._report.cancel()
-            self._report = None
+        self.tally.close()
 
     # -- called by the connections ----------------------------------------------------------
     def _admit(self, connection: _Connection, transport: asyncio.BaseTransport) -> bool:
         if len(self._open) >= self.max_connections:
-            self._note("refused")
+            self.tally.note("refused")
             return False
         self._open[transport] = connection
         self.peak = max(self.peak, len(self._open))
@@ -96,28 +92,53 @@ class Gate:
     def _left(self, transport: asyncio.BaseTransport) -> None:
         self._open.pop(transport, None)
 
-    def _note(self, what: str) -> None:
+    def _describe(self, counts: Counter[str]) -> str:
+        return (
+            f"webhook endpoint: refused {counts['refused']} connections over the cap of "
+            f"{self.max_connections} and closed {counts['timed out']} that did not send a whole "
+            f"request within {self.request_timeout:g} s"
+        )
+
+
+class Tally:
+    """What clients did wrong, as one warning at once and then at most one every ``every`` s.
+
+    A flood must not become a flood of log lines: each kind of fault is counted, and the
+    counts since the last warning are logged (by ``describe``) when there are any.
+    """
+
+    def __init__(
+        self,
+        describe: Callable[[Counter[str]], str],
+        *,
+        every: float = REPORT_EVERY,
+        log: logging.Logger = logger,
+    ) -> None:
+        self._describe = describe
+        self.every = every
+        self._log = log
+        self.totals: Counter[str] = Counter()  # since start
+        self._pending: Counter[str] = Counter()  # since the last warning
+        self._report: asyncio.TimerHandle | None = None
+
+    def note(self, what: str) -> None:
         self.totals[what] += 1
         self._pending[what] += 1
         if self._report is None:
             self._flush()
 
+    def close(self) -> None:
+        if self._report is not None:
+            self._report.cancel()
+            self._report = None
+
     def _flush(self) -> None:
-        """Log what happened since the last report, then again in ``REPORT_EVERY`` if more did."""
         if not self._pending:
             self._report = None
             return
-        logger.warning(
-            "webhook endpoint: refused %d connections over the cap of %d and closed %d that did not "
-            "send a whole request within %g s (reported at most every %g s)",
-            self._pending["refused"],
-            self.max_connections,
-            self._pending["timed out"],
-            self.request_timeout,
-            REPORT_EVERY,
-        )
+        self._log.warning("%s (reported at most every %g s)", self._describe(self._pending), self.every)
         self._pending.clear()
-        self._report = asyncio.get_running_loop().call_later(REPORT_EVERY, self._flush)
+        self._report = asyncio.get_running_loop().call_later(self.every, self._flush)
 
 
 class _Connection(asyncio.Protocol):
@@ -154,7 +175,7 @@ class _Connection(asyncio.Protocol):
         self._deadline = None
         if self._transport is not None and not self._transport.is_closing():
             logger.debug("webhook client too slow: disconnected after %g s", self._gate.request_timeout)
-            self._gate._note("timed out")
+            self._gate.tally.note("timed out")
             self._transport.abort()  # no flush: a slow reader must not keep it open either
 
     def connection_lost(self, exc: Exception | None) -> None:

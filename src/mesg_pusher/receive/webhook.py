@@ -26,7 +26,7 @@ from pusher.signature import verify
 
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.receive.emitter import Emitter, Outcome
-from mesg_pusher.receive.gate import BACKLOG, MAX_CONNECTIONS, REQUEST_TIMEOUT, Gate
+from mesg_pusher.receive.gate import BACKLOG, MAX_CONNECTIONS, REQUEST_TIMEOUT, Gate, Tally
 from mesg_pusher.receive.listener import parse_data
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,13 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
         self.gate: Gate | None = None
+        # Anyone can POST here: forged requests are counted, not logged one line each.
+        self._forged = Tally(
+            lambda counts: (
+                f"webhook endpoint: refused {counts['forged']} requests with an unknown key "
+                "or a bad signature (HTTP 401)"
+            )
+        )
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._rearm])
@@ -126,6 +133,7 @@ class WebhookServer:
             self._listener = None
         if self.gate is not None:
             self.gate.close()
+        self._forged.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -172,7 +180,7 @@ class WebhookServer:
         except UnicodeDecodeError:
             text = None
         if key != self._key or not signature or text is None or not verify(self._secret, text, signature):
-            logger.warning("webhook refused: unknown key or bad signature")
+            self._forged.note("forged")
             return _answer(401, "unknown key or bad signature")
         body = self._client.validate_webhook(key, signature, text)
         events = to_events(body) if isinstance(body, dict) else None
