@@ -63,6 +63,10 @@ async def run_task(task_key: str, values: Mapping[str, Any], settings: PusherSet
             await pool.close()
     except MesgPusherError as exc:
         raise TaskFailed(scrub(str(exc), secrets)) from exc
+    except Exception as exc:  # a bug of ours: no traceback, which could show a secret
+        raise TaskFailed(
+            f"internal error in mesg-pusher ({type(exc).__name__}: {scrub(str(exc), secrets)})"
+        ) from exc
     problem = check_task_outputs(service.name, task, outputs)
     if problem is not None:  # what the engine would make of them
         raise TaskFailed(scrub(problem, secrets))
