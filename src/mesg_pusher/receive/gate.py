@@ -53,7 +53,6 @@ class Gate:
         self.max_connections = max_connections
         self.request_timeout = request_timeout
         self._open: dict[asyncio.BaseTransport, _Connection] = {}
-        self.peak = 0
         self.tally = Tally(self._describe)  # "refused", "timed out"
 
     def __call__(self) -> asyncio.Protocol:
@@ -86,7 +85,6 @@ class Gate:
             self.tally.note("refused")
             return False
         self._open[transport] = connection
-        self.peak = max(self.peak, len(self._open))
         return True
 
     def _left(self, transport: asyncio.BaseTransport) -> None:
@@ -173,7 +171,7 @@ class _Connection(asyncio.Protocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
-        if self._transport is not None and not self._transport.is_closing():
+        if self._transport is not None:  # closing too: a client that reads no answer holds it
             logger.debug("webhook client too slow: disconnected after %g s", self._gate.request_timeout)
             self._gate.tally.note("timed out")
             self._transport.abort()  # no flush: a slow reader must not keep it open either
