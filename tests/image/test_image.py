@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -99,31 +98,32 @@ async def test_runs_as_its_own_user_with_the_engine_environment(
     assert result.ok, result.error
 
 
-@pytest.fixture
-async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
-    """soketi behind a relay holding each request 1 s: executions are in flight at SIGTERM."""
-    proxy = await TcpProxy(soketi.port, delay=1.0).start()
-    yield proxy
-    await proxy.stop()
-
-
-async def test_sigterm_drains_in_flight_executions_and_exits_0(soketi: Soketi, slow_pusher: TcpProxy) -> None:
-    settings = {"PUSHER_PORT": str(slow_pusher.port)}
-    with running_stack(soketi, env=settings, service_env={"MESG_PUSHER_GRACE_PERIOD": "10"}) as running:
-        assert isinstance(running.service, ContainerService)
-        async with Application.connect(running.engine.endpoint) as application:
-            instance = await application.resolve("com.mesg.pusher")
-            target = channel("term")
-            executions = asyncio.gather(
-                *(
-                    run(application, instance, "trigger", {"channel": target, "name": "n", "data": {"i": i}})
-                    for i in range(3)
+async def test_sigterm_drains_in_flight_executions_and_exits_0(soketi: Soketi) -> None:
+    slow = await TcpProxy(soketi.port, delay=1.0).start()  # executions are in flight at SIGTERM
+    settings = {"PUSHER_PORT": str(slow.port)}
+    try:
+        with running_stack(soketi, env=settings, service_env={"MESG_PUSHER_GRACE_PERIOD": "10"}) as running:
+            assert isinstance(running.service, ContainerService)
+            async with Application.connect(running.engine.endpoint) as application:
+                instance = await application.resolve("com.mesg.pusher")
+                target = channel("term")
+                executions = asyncio.gather(
+                    *(
+                        run(
+                            application,
+                            instance,
+                            "trigger",
+                            {"channel": target, "name": "n", "data": {"i": i}},
+                        )
+                        for i in range(3)
+                    )
                 )
-            )
-            await asyncio.sleep(0.5)  # the 3 are now held by the slow Pusher
-            running.service.signal(signal.SIGTERM)
-            results = await executions
-            code = await asyncio.to_thread(running.service.wait, 15)
-        assert [r.status for r in results] == ["Completed"] * 3, [r.error for r in results]
-        assert code == 0, running.service.log()[-2000:]
-        assert "stopped: 3 completed" in running.service.log()
+                await asyncio.sleep(0.5)  # the 3 are now held by the slow Pusher
+                running.service.signal(signal.SIGTERM)
+                results = await executions
+                code = await asyncio.to_thread(running.service.wait, 15)
+            assert [r.status for r in results] == ["Completed"] * 3, [r.error for r in results]
+            assert code == 0, running.service.log()[-2000:]
+            assert "stopped: 3 completed" in running.service.log()
+    finally:
+        await slow.stop()
