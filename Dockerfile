@@ -4,7 +4,7 @@
 # Only classic Dockerfile syntax is used (no BuildKit-only features such as RUN --mount or
 # heredocs): the MESG engine builds through the Docker API, which may use the legacy builder.
 
-# ---- builder: turn the source into a wheel -------------------------------------------------
+# ---- builder: the source into a wheel, the wheel into a virtual environment ----------------
 FROM python:3.11-slim-bookworm AS builder
 
 # binutils for `strip` only: several dependencies' wheels ship their C extensions with debug
@@ -38,7 +38,8 @@ assert any(n.startswith('mesg_pusher/_proto/mesg/api/') for n in names), '_proto
 # The service and its dependencies in a virtual environment without pip or setuptools, so the
 # runtime stage takes exactly this one directory (one layer). pip compiles the bytecode here:
 # the service's user cannot write __pycache__ at run time, so without it every start would
-# recompile. --no-cache-dir keeps pip's download cache out.
+# recompile. --no-cache-dir keeps pip's download cache out. Dependencies install from pre-built
+# wheels: there is no compiler, so one without a wheel for the platform fails the build here.
 RUN python -m venv --without-pip /opt/mesg-pusher \
     && pip --python /opt/mesg-pusher/bin/python install --no-cache-dir /dist/*.whl \
     && find /opt/mesg-pusher -name '*.so*' -type f -exec strip --strip-unneeded {} +
