@@ -46,7 +46,7 @@ def definition() -> ServiceDefinition:
 def test_mesg_yml_has_the_service_identity(definition: ServiceDefinition) -> None:
     assert definition.name == "pusher"
     assert definition.sid == "com.mesg.pusher"
-    assert definition.repository.startswith("https://")
+    assert definition.repository == ""  # no public repository yet (issue 12): none is named
     assert definition.dependencies == {}
 
 

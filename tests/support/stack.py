@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from mesg_pusher.harness.soketi import Soketi
+from tests.support.container import service_process  # the image, when MESG_PUSHER_TEST_IMAGE is set
 
 
 @dataclass
@@ -23,7 +24,7 @@ def running_stack(
 ) -> Iterator[Stack]:
     """Engine with an instance configured like ``mesg-cli service:dev --env ...``, and the service."""
     engine = EngineProcess(env={**soketi.pusher_env(), **(env or {})}).start()
-    service = ServiceProcess(engine, env=service_env)
+    service = service_process(engine, env=service_env)
     try:
         service.start_ready()
         yield Stack(soketi, engine, service)
