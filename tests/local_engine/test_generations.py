@@ -192,7 +192,7 @@ async def test_g3_register_checks_the_signature_with_the_engines_texts(
             grpc.StatusCode.UNKNOWN,
             "verification of the signature failed",
         )
-    code, text = await refusal(register(channel, g3, service_hash=b"\x01" * 32))
+    _, text = await refusal(register(channel, g3, service_hash=b"\x01" * 32))
     assert text == "verification of the signature failed"
     code, text = await refusal(register(channel, g3, signature="%%% not base64"))
     assert text.startswith("illegal base64 data")
@@ -203,7 +203,7 @@ async def test_g3_refuses_a_high_s_signature_as_tendermint_does(g3: LocalEngine,
     raw = base64.b64decode(g3.deployment.runners[0].signature)
     order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high = raw[:32] + (order - int.from_bytes(raw[32:])).to_bytes(32, "big")  # same (r, -s): valid ECDSA
-    code, text = await refusal(register(channel, g3, signature=base64.b64encode(high).decode()))
+    _, text = await refusal(register(channel, g3, signature=base64.b64encode(high).decode()))
     assert text == "verification of the signature failed"
 
 
