@@ -75,7 +75,11 @@ class Worker:
         while True:
             try:
                 async with self.engine.subscribe() as stream:
-                    logger.info("ready: subscribed to executions of instance on %s", self.engine.endpoint)
+                    logger.info(
+                        "ready: subscribed to executions on %s (%s)",
+                        self.engine.endpoint,
+                        self.engine.generation,
+                    )
                     attempt = 0
                     async for execution in stream:
                         self._accept(execution)
