@@ -61,6 +61,11 @@ def _hash(environ: Mapping[str, str], name: str, what: str) -> bytes | None:
     return value
 
 
+def _listing(names: tuple[str, ...]) -> str:
+    """``A, B and C``."""
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def detect_generation(environ: Mapping[str, str]) -> Generation:
     """The generation the variables point to; ``MESG_PUSHER_ENGINE`` wins when set."""
     forced = _clean(environ, FORCE_VARIABLE)
@@ -136,7 +141,7 @@ class EngineIdentity:
                 else f"{'MESG_REGISTER_SIGNATURE' if generation == 'g3' else 'MESG_RUNNER_HASH'} is set"
             )
             raise ConfigError(
-                f"{ENGINES[generation]} ({reason}) also sets {' and '.join(REQUIRED[generation])}; "
+                f"{ENGINES[generation]} ({reason}) sets {_listing(REQUIRED[generation])}; "
                 f"missing: {', '.join(missing)}"
             )
         endpoint = _clean(environ, "MESG_ENDPOINT") or ""
