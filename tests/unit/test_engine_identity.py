@@ -138,7 +138,7 @@ def test_malformed_hashes_name_their_variable(variable: str, value: str, message
     assert str(caught.value) == message
 
 
-def test_the_signature_never_shows() -> None:
+async def test_the_signature_never_shows() -> None:
     identity = EngineIdentity.from_env(G3)
     assert SIGNATURE not in repr(identity)
     assert "signature='***'" in repr(identity)
@@ -146,7 +146,11 @@ def test_the_signature_never_shows() -> None:
     settings = ServiceSettings.from_environment(G3)
     assert SIGNATURE not in repr(settings)
     assert settings.secrets == (SIGNATURE,)
-    assert SIGNATURE not in repr(connect(identity))
+    client = connect(identity)
+    try:
+        assert SIGNATURE not in repr(client)
+    finally:
+        await client.close()
 
 
 def test_service_settings_carry_the_identity() -> None:
