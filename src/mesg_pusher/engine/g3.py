@@ -103,14 +103,21 @@ class Registration:
                 raise error_from(
                     exc.code(), exc.details(), f"registration as runner {self._runner}"
                 ) from None
-            message = (
-                f"the engine refused to register runner {self._runner}: {exc.details() or exc.code().name}. "
-                f"{SIGNATURE_VARIABLE} must be the signature this engine made for MESG_SERVICE_HASH and "
-                f"MESG_ENV_HASH (they are set by the engine that starts the service)"
-            )
+            reason = exc.details() or exc.code().name
             if self._failures == 1 or self._failures % 10 == 0:
-                logger.error("%s; retrying with backoff (attempt %d)", message, self._failures)
-            raise EngineError(f"{message}; next attempt in {delay:.1f} s") from None
+                logger.error(
+                    "the engine refused to register runner %s: %s. %s must be a signature of the "
+                    "Register request (MESG_SERVICE_HASH and MESG_ENV_HASH) by a key this engine "
+                    "accepts (its orchestrator's --authorized-pubkeys); retrying with backoff (attempt %d)",
+                    self._runner,
+                    reason,
+                    SIGNATURE_VARIABLE,
+                    self._failures,
+                )
+            raise EngineError(
+                f"registration as runner {self._runner} refused: {reason} (check {SIGNATURE_VARIABLE}); "
+                f"next attempt in {delay:.1f} s"
+            ) from None
         self.registrations += 1
         if self.registrations == 1:
             logger.info("registered as runner %s", self._runner)

@@ -55,7 +55,7 @@ async def serve_floor(settings: ServiceSettings) -> None:
 
 def main() -> int:
     settings = ServiceSettings.from_environment(merged_environment())
-    configure_logging(settings.log_level, ())
+    configure_logging(settings.log_level, settings.secrets)
     asyncio.run(serve_floor(settings))
     return 0
 
