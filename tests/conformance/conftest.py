@@ -26,7 +26,15 @@ ServiceFactory = Callable[..., InstalledService]
 
 @pytest.fixture(scope="session")
 def installed_service() -> Iterator[Path]:
-    """The ``mesg-pusher`` entry point of this checkout installed from its wheel (~30-60 s once)."""
+    """The ``mesg-pusher`` entry point of this checkout installed from its wheel (~30-60 s once).
+
+    ``CONFORMANCE_SERVICE=/path/to/bin/mesg-pusher`` checks that installation instead, as it is
+    (another release, or a deliberately broken copy to see the checks fail).
+    """
+    given = os.environ.get("CONFORMANCE_SERVICE")
+    if given:
+        yield Path(given)
+        return
     workdir = Path(tempfile.mkdtemp(prefix="conformance-install-"))
     keep = os.environ.get("CONFORMANCE_VENV")
     try:

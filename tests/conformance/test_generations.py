@@ -244,7 +244,7 @@ def test_wrong_signature_is_retried_without_crashing(
     no_traceback(service)
     # Once the engine trusts that key (an operator fixed it), the same process gets to work.
     engine.call("authorize_rogue")
-    engine.wait_subscribed(0, timeout=30)
+    engine.wait_subscribed(0, timeout=60)  # the backoff after refusals reaches 30 s at most
     hash_ = engine.create("trigger", trigger(channel()))
     assert engine.wait_finished([hash_])[hash_]["status"] == "Completed"
     assert engine.nodes[0].rogue_env["MESG_REGISTER_SIGNATURE"] not in service.log()
