@@ -28,7 +28,7 @@ With no command, run the service (the engine starts it with MESG_ENDPOINT and, d
 its version, MESG_TOKEN, MESG_RUNNER_HASH or MESG_REGISTER_SIGNATURE set).
 
 commands:
-  engine   run the local MESG engine (v0.16 stand-in); --help for its options
+  engine   run the local MESG engine (--generation g1|g2|g3 --runners N); --help for its options
   demo     run every task through the local engine against a local Pusher server
   bench    measure throughput, latency, CPU and memory
 """
