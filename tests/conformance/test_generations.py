@@ -92,6 +92,30 @@ async def test_trigger_is_delivered(
     assert len(execution["attempts"]) == 1
 
 
+def test_events_reach_the_engine(
+    generation: str, engine_factory: EngineFactory, service_factory: ServiceFactory
+) -> None:
+    # G2: Event.Create with MESG_INSTANCE_HASH; G3: Runner.Event with the token. engine.js refuses
+    # another instance hash and data that does not match the installed mesg.yml's `received`.
+    ch = channel()
+    engine = engine_factory(generation)
+    service_factory(engine.nodes[0], env={"PUSHER_SUBSCRIBE": ch})
+    engine.wait_subscribed(0)
+    hashes: list[str] = []
+
+    def received(state: State) -> list[dict[str, Any]]:
+        if not hashes or engine.execution(hashes[-1])["status"] != "Completed":
+            # The listener subscribes on its own schedule: trigger again until an event comes back.
+            hashes.append(engine.create("trigger", trigger(ch, name="echo", data={"k": "v"})))
+        return [e for e in state["events"] if e["key"] == "received"]
+
+    (event, *_) = engine.wait_for(received, "a received event")
+    assert event["data"]["channel"] == ch
+    assert (event["data"]["event"], event["data"]["data"]) == ("echo", {"k": "v"})
+    assert event["instance"] == engine.instance
+    assert event["via"] == ("Event.Create" if generation == "g2" else "Event")
+
+
 def test_bad_input_fails_clearly_and_the_service_carries_on(
     generation: str, engine_factory: EngineFactory, service_factory: ServiceFactory
 ) -> None:
