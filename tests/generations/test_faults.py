@@ -17,7 +17,7 @@ import base64
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
@@ -34,19 +34,11 @@ from mesg_pusher.harness.processes import (
 )
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application, ExecutionResult
-from tests.support.e2e import received_numbers, trigger_inputs, trigger_many
+from mesg_pusher.local_engine.app import Application
+from tests.support.e2e import received_numbers, settled, still_serving, trigger_inputs, trigger_many
 from tests.support.tcp_proxy import TcpProxy
 
 RUNNERS = 2
-
-
-@pytest.fixture
-async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
-    """soketi behind a relay that holds each request 1 s: executions stay in flight a while."""
-    proxy = await TcpProxy(soketi.port, delay=1.0).start()
-    yield proxy
-    await proxy.stop()
 
 
 async def wait_for_logs(
@@ -56,16 +48,6 @@ async def wait_for_logs(
     offsets = list(after) or [0] * len(services)
     for service, offset in zip(services, offsets, strict=True):
         await asyncio.to_thread(service.wait_for_log, text, timeout, offset)
-
-
-async def settled(app: Application, hashes: Sequence[bytes], timeout: float) -> list[ExecutionResult]:
-    """Poll ``Execution.Get`` until none of ``hashes`` is InProgress (or ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        results = list(await asyncio.gather(*(app.get_execution(h) for h in hashes)))
-        if all(r.status != "InProgress" for r in results) or time.monotonic() > deadline:
-            return results
-        await asyncio.sleep(0.2)
 
 
 def stop(services: Sequence[ServiceProcess], engine: EngineProcess) -> list[int | None]:
@@ -130,8 +112,7 @@ async def test_engine_restart_mid_run_every_result_delivered_once(
             if generation == "g3":
                 assert "registered again as runner" in log, log[-3000:]
         async with Application.connect(engine.endpoint) as app:
-            again = await trigger_many(app, await app.resolve("com.mesg.pusher"), f"after-{generation}", 10)
-        assert all(r.ok for r in again), [r.error for r in again]
+            await still_serving(app, f"after-{generation}")
     finally:
         codes = await asyncio.to_thread(stop, services, engine)
     assert codes == [0] * RUNNERS
@@ -160,8 +141,7 @@ async def test_g3_restart_without_the_executions_refused_results_dropped_once(
             assert "Traceback" not in log, log[-3000:]
         assert dropped == count, f"{dropped} results dropped, {count} refused: each must be dropped once"
         async with Application.connect(engine.endpoint) as app:
-            again = await trigger_many(app, await app.resolve("com.mesg.pusher"), "after-forgotten", 10)
-        assert all(r.ok for r in again), [r.error for r in again]
+            await still_serving(app, "after-forgotten")
     finally:
         codes = await asyncio.to_thread(stop, services, engine)
     assert codes == [0] * RUNNERS
@@ -242,8 +222,7 @@ async def test_engine_late_at_start(soketi: Soketi, generation: str) -> None:
         await asyncio.to_thread(engine.restart)
         await wait_for_logs(services, "ready: subscribed", 30)
         async with Application.connect(engine.endpoint) as app:
-            results = await trigger_many(app, await app.resolve("com.mesg.pusher"), f"late-{generation}", 20)
-        assert all(r.ok for r in results), [r.error for r in results]
+            await still_serving(app, f"late-{generation}", 20)
     finally:
         codes = await asyncio.to_thread(stop, services, engine)
     assert codes == [0] * RUNNERS

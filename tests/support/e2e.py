@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from mesg_pusher.definition import check_task_outputs, load_definition
@@ -59,3 +61,19 @@ async def received_numbers(ws: PusherWS, channel: str, count: int, timeout: floa
         while True:
             seen[(await ws.next_event(channel=channel, event="n", timeout=1.0))["data"]["i"]] += 1
     return seen
+
+
+async def settled(app: Application, hashes: Sequence[bytes], timeout: float) -> list[ExecutionResult]:
+    """Poll ``Execution.Get`` until none of ``hashes`` is InProgress (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        results = list(await asyncio.gather(*(app.get_execution(h) for h in hashes)))
+        if all(r.status != "InProgress" for r in results) or time.monotonic() > deadline:
+            return results
+        await asyncio.sleep(0.2)
+
+
+async def still_serving(app: Application, channel: str, count: int = 10) -> None:
+    """The service answers new work: ``count`` triggers, every one Completed."""
+    results = await trigger_many(app, await app.resolve("com.mesg.pusher"), channel, count)
+    assert all(r.ok for r in results), [r.error for r in results]

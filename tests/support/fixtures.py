@@ -20,6 +20,7 @@ from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.local_engine.app import Application
 from mesg_pusher.local_engine.deployment import GENERATIONS
 from tests.support.stack import Stack, engine_generation, running_stack
+from tests.support.tcp_proxy import TcpProxy
 
 SoketiFactory = Callable[..., Soketi]
 
@@ -50,6 +51,14 @@ def soketi_factory() -> Iterator[SoketiFactory]:
     yield make
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture
+async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
+    """soketi behind a relay that holds each request 1 s: executions stay in flight a while."""
+    proxy = await TcpProxy(soketi.port, delay=1.0).start()
+    yield proxy
+    await proxy.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

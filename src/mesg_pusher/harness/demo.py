@@ -23,7 +23,7 @@ from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, start_s
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS, sign_private
 from mesg_pusher.local_engine.app import Application
-from mesg_pusher.local_engine.deployment import GENERATIONS
+from mesg_pusher.local_engine.deployment import add_generation_option
 
 
 def _show(label: str, value: Any) -> None:
@@ -122,12 +122,7 @@ async def demo(generation: str = "g1", runners: int = 1) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mesg-pusher demo", description=__doc__)
-    parser.add_argument(
-        "--generation",
-        choices=GENERATIONS,
-        default="g1",
-        help="engine to emulate: g1 = v0.16, g2 = v0.17-v0.20, g3 = v0.21-v0.26 (default g1)",
-    )
+    add_generation_option(parser)
     parser.add_argument(
         "--runners", type=int, default=None, metavar="N", help="g2/g3: runners of the instance (default 2)"
     )

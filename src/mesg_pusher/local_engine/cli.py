@@ -34,7 +34,7 @@ from pathlib import Path
 
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.definition import load_definition, locate_definition
-from mesg_pusher.local_engine.deployment import GENERATIONS
+from mesg_pusher.local_engine.deployment import add_generation_option
 from mesg_pusher.local_engine.server import LocalEngine, start_engine
 from mesg_pusher.local_engine.state import LocalEngineError
 
@@ -63,12 +63,7 @@ def build_parser(prog: str = "python -m mesg_pusher.local_engine") -> argparse.A
         prog=prog,
         description="Run a local stand-in for a MESG engine with this service deployed.",
     )
-    parser.add_argument(
-        "--generation",
-        choices=GENERATIONS,
-        default="g1",
-        help="engine to emulate: g1 = v0.16, g2 = v0.17-v0.20, g3 = v0.21-v0.26 (default g1)",
-    )
+    add_generation_option(parser)
     parser.add_argument(
         "--runners",
         type=int,

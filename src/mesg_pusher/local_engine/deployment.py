@@ -12,14 +12,25 @@ puts in a runner's container (see the protocol reference, "Detecting the generat
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from mesg_pusher.base58 import b58decode, b58encode
 from mesg_pusher.local_engine.runners import Runner
 
-__all__ = ["GENERATIONS", "Deployment"]
+__all__ = ["GENERATIONS", "Deployment", "add_generation_option"]
 
 GENERATIONS = ("g1", "g2", "g3")
+
+
+def add_generation_option(parser: argparse.ArgumentParser) -> None:
+    """``--generation g1|g2|g3``, worded the same wherever a local engine is started."""
+    parser.add_argument(
+        "--generation",
+        choices=GENERATIONS,
+        default="g1",
+        help="engine to emulate: g1 = v0.16, g2 = v0.17-v0.20, g3 = v0.21-v0.26 (default g1)",
+    )
 
 
 @dataclass(frozen=True)
