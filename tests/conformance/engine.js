@@ -314,6 +314,18 @@ const header = (call) => {
   call.sendMetadata(md)
 }
 
+// An execution stream: recorded as `sub`, fed by publish() while open, then `status: ready`.
+function openStream (node, call, sub, matches) {
+  subscriptions.push(sub)
+  const stream = { call, matches }
+  node.streams.add(stream)
+  const end = () => { sub.active = false; node.streams.delete(stream) }
+  call.on('cancelled', end)
+  call.on('close', end)
+  call.on('error', end)
+  header(call)
+}
+
 function armedRestart (node) {
   // The engine goes away in the middle of this result call: the result is not applied and the
   // call fails as the connection drops; the service must hold the result and deliver it later.
@@ -343,24 +355,14 @@ function g2Handlers (node) {
           active: true,
           at: Date.now()
         }
-        subscriptions.push(sub)
-        const stream = {
-          call,
-          matches (rec) {
-            if (statuses.length && !statuses.includes(rec.status)) return false
-            if (sub.instanceHash && sub.instanceHash !== b58(instanceHash)) return false
-            if (sub.taskKey && sub.taskKey !== '*' && sub.taskKey !== rec.taskKey) return false
-            if (sub.tags.length) return false // executions here carry no tags
-            if (sub.executorHash && sub.executorHash !== b58(rec.executorHash)) return false
-            return true
-          }
-        }
-        node.streams.add(stream)
-        const end = () => { sub.active = false; node.streams.delete(stream) }
-        call.on('cancelled', end)
-        call.on('close', end)
-        call.on('error', end)
-        header(call)
+        openStream(node, call, sub, (rec) => {
+          if (statuses.length && !statuses.includes(rec.status)) return false
+          if (sub.instanceHash && sub.instanceHash !== b58(instanceHash)) return false
+          if (sub.taskKey && sub.taskKey !== '*' && sub.taskKey !== rec.taskKey) return false
+          if (sub.tags.length) return false // executions here carry no tags
+          if (sub.executorHash && sub.executorHash !== b58(rec.executorHash)) return false
+          return true
+        })
       },
       Update (call, callback) {
         if (armedRestart(node)) return
@@ -424,18 +426,8 @@ function g3Handlers (node) {
           return call.emit('error', { code: grpc.status.UNKNOWN, details: auth.error })
         }
         const sub = { node: node.index, generation: 'g3', runner: auth.runner, active: true, at: Date.now() }
-        subscriptions.push(sub)
-        const stream = {
-          call,
-          // only executions created after the subscription, whose executor is this runner
-          matches: (rec, action) => action === 'created' && b58(rec.executorHash) === auth.runner
-        }
-        node.streams.add(stream)
-        const end = () => { sub.active = false; node.streams.delete(stream) }
-        call.on('cancelled', end)
-        call.on('close', end)
-        call.on('error', end)
-        header(call)
+        // only executions created after the subscription, whose executor is this runner
+        openStream(node, call, sub, (rec, action) => action === 'created' && b58(rec.executorHash) === auth.runner)
       },
       Result (call, callback) {
         const auth = authorized(node, call)

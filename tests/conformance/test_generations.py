@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from mesg_pusher.harness.ws_client import PusherWS
 from tests.conformance.conftest import EngineFactory, ServiceFactory
 from tests.conformance.emulation import EmulatedEngine, State, now_ms
 from tests.conformance.installed import InstalledService
+from tests.support.e2e import channel
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -22,10 +22,6 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture(params=["g2", "g3"])
 def generation(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def channel() -> str:
-    return f"conformance-{uuid.uuid4().hex[:12]}"
 
 
 def trigger(ch: str, name: str = "conformance", data: Any = None) -> dict[str, Any]:
