@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import signal
+import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +34,7 @@ from mesg_pusher.local_engine._struct import dict_to_struct
 from mesg_pusher.local_engine.app import Application
 from mesg_pusher.local_engine.deployment import Deployment
 from mesg_pusher.local_engine.signature import SigningKey, register_payload
+from tests.local_engine.test_engine import start_process
 
 Filter = api_execution.StreamExecutionRequest.Filter
 TRIGGER = {"name": "my-event", "data": {"x": 1}, "channel": "c"}
@@ -85,6 +91,18 @@ async def register(channel: grpc.aio.Channel, engine: LocalEngine, runner: int =
     return str(response.token)
 
 
+def read_ready_line(process: Any, timeout: float = 15.0) -> str:
+    """The engine's READY line (its stdout carries nothing else)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("READY "):
+            return str(line)
+        if process.poll() is not None:
+            break
+    raise AssertionError("no READY line: " + process.stderr.read())
+
+
 def token(value: str) -> tuple[tuple[str, str], ...]:
     return (("mesg_credential_token", value),)
 
@@ -112,7 +130,9 @@ async def test_g2_executors_are_random_runners_and_the_filter_keeps_a_runners_ow
         )
     )
     everyone = await ready(
-        stub.Stream(api_execution.StreamExecutionRequest(filter=Filter(statuses=[types_execution.InProgress])))
+        stub.Stream(
+            api_execution.StreamExecutionRequest(filter=Filter(statuses=[types_execution.InProgress]))
+        )
     )
     hashes = await create_many(g2, channel, 60)
     seen = await take(everyone, 60)
@@ -180,7 +200,9 @@ async def test_g3_register_checks_the_signature_with_the_engines_texts(
     assert len(b58decode(await register(channel, g3))) == 32
     code, text = await refusal(register(channel, g3, signature=None))
     assert code == grpc.StatusCode.UNKNOWN
-    assert text == 'signature not found in metadata, make sure to set it using the key "mesg_request_signature"'
+    assert (
+        text == 'signature not found in metadata, make sure to set it using the key "mesg_request_signature"'
+    )
     # Another key's signature over the same request, a runner's signature over another
     # request, and garbage: all refused.
     payload = register_payload(g3.service_hash, g3.deployment.env_hash)
@@ -199,7 +221,9 @@ async def test_g3_register_checks_the_signature_with_the_engines_texts(
 
 
 @pytest.mark.parametrize("channel", ["g3"], indirect=True)
-async def test_g3_refuses_a_high_s_signature_as_tendermint_does(g3: LocalEngine, channel: grpc.aio.Channel) -> None:
+async def test_g3_refuses_a_high_s_signature_as_tendermint_does(
+    g3: LocalEngine, channel: grpc.aio.Channel
+) -> None:
     raw = base64.b64decode(g3.deployment.runners[0].signature)
     order = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     high = raw[:32] + (order - int.from_bytes(raw[32:])).to_bytes(32, "big")  # same (r, -s): valid ECDSA
@@ -208,7 +232,9 @@ async def test_g3_refuses_a_high_s_signature_as_tendermint_does(g3: LocalEngine,
 
 
 @pytest.mark.parametrize("channel", ["g3"], indirect=True)
-async def test_g3_tokens_a_second_register_invalidates_the_first(g3: LocalEngine, channel: grpc.aio.Channel) -> None:
+async def test_g3_tokens_a_second_register_invalidates_the_first(
+    g3: LocalEngine, channel: grpc.aio.Channel
+) -> None:
     runner = runner_grpc.RunnerStub(channel)
     event = runner_api.EventRequest(key="received", data=dict_to_struct({"channel": "c", "event": "e"}))
     missing = await refusal(runner.Event(event))
@@ -231,7 +257,9 @@ async def test_g3_runner_api_streams_own_executions_and_refuses_anothers_result(
 ) -> None:
     runner = runner_grpc.RunnerStub(channel)
     tokens = [await register(channel, g3, 0), await register(channel, g3, 1)]
-    streams = [await ready(runner.Execution(runner_api.ExecutionRequest(), metadata=token(t))) for t in tokens]
+    streams = [
+        await ready(runner.Execution(runner_api.ExecutionRequest(), metadata=token(t))) for t in tokens
+    ]
     everyone = await ready(
         execution_pb2_grpc.ExecutionStub(channel).Stream(
             api_execution.StreamExecutionRequest(filter=Filter(statuses=[types_execution.InProgress]))
@@ -259,7 +287,9 @@ async def test_g3_runner_api_streams_own_executions_and_refuses_anothers_result(
     )
     result = runner_api.ResultRequest(executionHash=execution, outputs=dict_to_struct(OUTPUTS))
     await runner.Result(result, metadata=token(tokens[0]))
-    done = await execution_pb2_grpc.ExecutionStub(channel).Get(api_execution.GetExecutionRequest(hash=execution))
+    done = await execution_pb2_grpc.ExecutionStub(channel).Get(
+        api_execution.GetExecutionRequest(hash=execution)
+    )
     assert done.status == types_execution.Completed
     # Finished: a second result is refused for good, and so is an execution the engine never had.
     assert "instead of" in (await refusal(runner.Result(result, metadata=token(tokens[0]))))[1]
@@ -275,12 +305,15 @@ async def test_g3_events_are_the_runners_instance_and_the_service_api_is_gone(
 ) -> None:
     listener = await ready(
         event_pb2_grpc.EventStub(channel).Stream(
-            api_event.StreamEventRequest(filter=api_event.StreamEventRequest.Filter(instanceHash=g3.instance_hash))
+            api_event.StreamEventRequest(
+                filter=api_event.StreamEventRequest.Filter(instanceHash=g3.instance_hash)
+            )
         )
     )
     data = {"channel": "c", "event": "e"}
     await runner_grpc.RunnerStub(channel).Event(
-        runner_api.EventRequest(key="received", data=dict_to_struct(data)), metadata=token(await register(channel, g3))
+        runner_api.EventRequest(key="received", data=dict_to_struct(data)),
+        metadata=token(await register(channel, g3)),
     )
     async with asyncio.timeout(10):
         event = await listener.read()
@@ -291,3 +324,45 @@ async def test_g3_events_are_the_runners_instance_and_the_service_api_is_gone(
     assert (await refusal(update))[0] == grpc.StatusCode.UNIMPLEMENTED
     create = event_pb2_grpc.EventStub(channel).Create(api_event.CreateEventRequest(key="received"))
     assert (await refusal(create))[0] == grpc.StatusCode.UNIMPLEMENTED
+
+
+# --- the entry point ---------------------------------------------------------------------------
+
+
+def test_entry_point_runs_one_service_process_per_runner_with_its_variables(tmp_path: Path) -> None:
+    child = (
+        "import json, os, signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+        f"path = os.path.join({str(tmp_path)!r}, str(os.getpid()))\n"
+        "open(path + '.tmp', 'w').write(json.dumps({k: v for k, v in os.environ.items() if k.startswith('MESG_')}))\n"
+        "os.rename(path + '.tmp', path + '.json')\n"
+        "time.sleep(60)\n"
+    )
+    # A MESG_TOKEN left in the shell must not reach a G3 service: it would contradict its set.
+    process = start_process(
+        "--generation",
+        "g3",
+        "--runners",
+        "3",
+        "--run-service",
+        sys.executable,
+        "-c",
+        child,
+        env={"MESG_TOKEN": "left-over"},
+    )
+    try:
+        line = read_ready_line(process)
+        deployment = Deployment.from_ready_line(line)
+        deadline = time.monotonic() + 20
+        while len(list(tmp_path.glob("*.json"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen = sorted(
+            (json.loads(path.read_text()) for path in tmp_path.glob("*.json")),
+            key=lambda env: [b58encode(r.hash) for r in deployment.runners].index(env["MESG_RUNNER_HASH"]),
+        )
+        assert seen == [deployment.mesg_env(runner) for runner in range(3)]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+    finally:
+        process.kill()
+        process.communicate()

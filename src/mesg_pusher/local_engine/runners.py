@@ -149,9 +149,3 @@ class RunnerRegistry:
         if runner is None:
             raise LocalEngineError(grpc.StatusCode.UNKNOWN, _UNKNOWN_TOKEN)
         return runner
-
-    def forget_tokens(self) -> int:
-        """Drop every token, as an engine restart does; their number."""
-        count = len(self._tokens)
-        self._tokens.clear()
-        return count
