@@ -48,7 +48,7 @@ def build_wheel(workdir: Path) -> Path:
             source.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
     wheels = workdir / "wheels"
-    # The test venv has a recent setuptools: no isolated build environment to download.
+    # The test venv has setuptools >= 77 (grpcio-tools needs it): no isolated build environment.
     _run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
          "-w", str(wheels), str(source)],

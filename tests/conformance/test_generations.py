@@ -28,8 +28,14 @@ def trigger(ch: str, name: str = "conformance", data: Any = None) -> dict[str, A
     return {"channel": ch, "name": name, "data": {"n": 1} if data is None else data}
 
 
-def no_traceback(service: InstalledService) -> None:
-    assert "Traceback" not in service.log(), service.log()[-3000:]
+def clean_log(service: InstalledService, engine: EmulatedEngine) -> None:
+    """No traceback, and no secret: neither the service's signature nor any token it was given."""
+    log = service.log()
+    assert "Traceback" not in log, log[-3000:]
+    secrets = [service.env.get("MESG_REGISTER_SIGNATURE", "")]
+    secrets += [r["token"] for r in engine.state()["registers"] if r.get("token")]
+    leaked = [secret for secret in secrets if secret and secret in log]
+    assert leaked == [], f"secrets in the service's log: {leaked}"
 
 
 def accepted(execution: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,7 +70,7 @@ def test_listens_as_its_generation_requires(
         assert [r for r in state["registers"] if not r.get("ok")] == []
         assert [r["runner"] for r in state["registers"]] == [node.runner]
         assert sub["runner"] == node.runner
-    no_traceback(service)
+    clean_log(service, engine)
 
 
 async def test_trigger_is_delivered(
@@ -95,7 +101,7 @@ def test_events_reach_the_engine(
     # another instance hash and data that does not match the installed mesg.yml's `received`.
     ch = channel()
     engine = engine_factory(generation)
-    service_factory(engine.nodes[0], env={"PUSHER_SUBSCRIBE": ch})
+    service = service_factory(engine.nodes[0], env={"PUSHER_SUBSCRIBE": ch})
     engine.wait_subscribed(0)
     hashes: list[str] = []
 
@@ -110,6 +116,7 @@ def test_events_reach_the_engine(
     assert (event["data"]["event"], event["data"]["data"]) == ("echo", {"k": "v"})
     assert event["instance"] == engine.instance
     assert event["via"] == ("Event.Create" if generation == "g2" else "Event")
+    clean_log(service, engine)
 
 
 def test_bad_input_fails_clearly_and_the_service_carries_on(
@@ -130,7 +137,7 @@ def test_bad_input_fails_clearly_and_the_service_carries_on(
     assert "name" in errors[2] and "200" in errors[2], errors[2]
     assert done[good]["status"] == "Completed"
     assert service.running
-    no_traceback(service)
+    clean_log(service, engine)
 
 
 def test_another_runners_executions_are_left_alone(
@@ -180,7 +187,7 @@ async def test_two_runners_share_200_executions_exactly_once(
     assert min(shares) > 0, shares
     print(f"\n{generation}: 200 executions shared {shares[0]}/{shares[1]} between two runners")
     for service in services:
-        no_traceback(service)
+        clean_log(service, engine)
 
 
 async def test_held_result_is_delivered_after_an_engine_restart(
@@ -211,7 +218,7 @@ async def test_held_result_is_delivered_after_an_engine_restart(
         registered = [r for r in state["registers"] if r.get("ok")]
         assert len(registered) >= 2, json.dumps(state["registers"])
         assert all(r["at"] > restarted for r in registered[1:])
-    no_traceback(service)
+    clean_log(service, engine)
 
 
 def test_reregisters_after_an_engine_restart(
@@ -227,7 +234,7 @@ def test_reregisters_after_an_engine_restart(
     hash_ = engine.create("trigger", trigger(channel()))
     assert engine.wait_finished([hash_])[hash_]["status"] == "Completed"
     assert service.running
-    no_traceback(service)
+    clean_log(service, engine)
 
 
 def test_token_taken_by_another_registration_is_replaced(
@@ -243,7 +250,7 @@ def test_token_taken_by_another_registration_is_replaced(
     assert execution["status"] == "Completed"
     assert len(accepted(execution)) == 1
     assert service.running
-    no_traceback(service)
+    clean_log(service, engine)
 
 
 def test_wrong_signature_is_retried_without_crashing(
@@ -261,10 +268,10 @@ def test_wrong_signature_is_retried_without_crashing(
     assert attempts < 20, f"{attempts} Register calls in a few seconds: no backoff"
     log = service.log()
     assert "signature" in log.lower(), log[-3000:]
-    no_traceback(service)
+    clean_log(service, engine)
     # Once the engine trusts that key (an operator fixed it), the same process gets to work.
     engine.call("authorize_rogue")
     engine.wait_subscribed(0, timeout=60)  # the backoff after refusals reaches 30 s at most
     hash_ = engine.create("trigger", trigger(channel()))
     assert engine.wait_finished([hash_])[hash_]["status"] == "Completed"
-    assert engine.nodes[0].rogue_env["MESG_REGISTER_SIGNATURE"] not in service.log()
+    clean_log(service, engine)
