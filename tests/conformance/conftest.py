@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -70,11 +70,15 @@ def engine_factory(service_definition: Path) -> Iterator[EngineFactory]:
 @pytest.fixture
 def service_factory(installed_service: Path, soketi: Soketi) -> Iterator[ServiceFactory]:
     """``service_factory(node)`` starts the installed service with the variables the engine sets
-    for that node, plus PUSHER_* of the shared soketi; every one is stopped at teardown."""
+    for that node (less ``without``), plus PUSHER_* of the shared soketi; every one is stopped at
+    teardown."""
     started: list[InstalledService] = []
 
-    def make(node: Node, env: Mapping[str, str] | None = None, rogue: bool = False) -> InstalledService:
+    def make(
+        node: Node, env: Mapping[str, str] | None = None, rogue: bool = False, without: Sequence[str] = ()
+    ) -> InstalledService:
         variables = {**soketi.pusher_env(), **(node.rogue_env if rogue else node.env), **(env or {})}
+        variables = {k: v for k, v in variables.items() if k not in without}
         service = InstalledService(installed_service, variables, name=f"service-node{node.index}")
         started.append(service)
         service.start()

@@ -119,6 +119,40 @@ def test_events_reach_the_engine(
     clean_log(service, engine)
 
 
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"g2": ["MESG_INSTANCE_HASH"], "g3": ["MESG_ENV_HASH"]}, None),
+        ({"g2": ["MESG_ENDPOINT"], "g3": ["MESG_SERVICE_HASH"]}, None),
+        (
+            {"g2": {"MESG_RUNNER_HASH": "not-base58!"}, "g3": {"MESG_RUNNER_HASH": "not-base58!"}},
+            "MESG_RUNNER_HASH",
+        ),
+    ],
+    ids=["missing", "missing-other", "malformed"],
+)
+def test_incomplete_engine_variables_stop_the_service_clearly(
+    generation: str,
+    variables: dict[str, Any],
+    named: str | None,
+    engine_factory: EngineFactory,
+    service_factory: ServiceFactory,
+) -> None:
+    engine = engine_factory(generation)
+    change = variables[generation]
+    if isinstance(change, dict):
+        service = service_factory(engine.nodes[0], env=change)
+    else:
+        service = service_factory(engine.nodes[0], without=change)
+    code = service.wait(30)
+    log = service.log()
+    assert code != 0, log
+    for name in [named] if named else change:
+        assert name in log, log
+    assert "Traceback" not in log, log
+    assert engine.state()["subscriptions"] == []
+
+
 def test_bad_input_fails_clearly_and_the_service_carries_on(
     generation: str, engine_factory: EngineFactory, service_factory: ServiceFactory
 ) -> None:
