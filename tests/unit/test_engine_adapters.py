@@ -265,4 +265,3 @@ async def test_g3_wrong_signature_is_a_clear_retryable_error(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, [r.getMessage() for r in errors]  # logged once, not per attempt
     assert forged not in errors[0].getMessage() and errors[0].exc_info is None
-    assert engine.registry is not None and not engine.registry.forget_tokens()
