@@ -70,9 +70,10 @@ def detect_generation(environ: Mapping[str, str]) -> Generation:
     """The generation the variables point to; ``MESG_PUSHER_ENGINE`` wins when set."""
     forced = _clean(environ, FORCE_VARIABLE)
     if forced is not None:
-        if forced.lower() not in GENERATIONS:
-            raise ConfigError(f"{FORCE_VARIABLE} must be g1, g2 or g3 (or unset to detect), not {forced!r}")
-        return forced.lower()  # type: ignore[return-value]  # checked just above
+        for generation in GENERATIONS:
+            if forced.lower() == generation:
+                return generation
+        raise ConfigError(f"{FORCE_VARIABLE} must be g1, g2 or g3 (or unset to detect), not {forced!r}")
     if _clean(environ, SIGNATURE_VARIABLE) is not None:
         return "g3"
     if _clean(environ, "MESG_RUNNER_HASH") is not None:
