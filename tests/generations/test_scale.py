@@ -6,7 +6,7 @@ own service process. Asserts, for every run, that every execution is Completed e
 gets each event exactly once, and that the work is shared: each runner's process completed
 some, and together exactly all.
 
-The three deployments run side by side and are measured in turns (1, 2, 4 runners, then again
+The three instances run side by side and are measured in turns (1, 2, 4 runners, then again
 ``MESG_PUSHER_SCALE_ROUNDS`` times), so a spell when this shared machine is slower weighs on
 every runner count alike; 1 runner is the baseline of the same run. Figures are printed
 (``-s`` shows them): throughput, and service CPU per trigger over all runners.
@@ -45,10 +45,11 @@ ROUNDS = int(os.environ.get("MESG_PUSHER_SCALE_ROUNDS", "1"))
 RUNNER_COUNTS = (1, 2, 4)
 WARMUP = 200  # untimed first: connection pools, soketi and the processes' first calls
 STOPPED = re.compile(r"stopped: (\d+) completed, (\d+) failed")
+COALESCED = re.compile(r"coalescing: (\d+) triggers sent in (\d+) calls")
 
 
 @dataclass
-class Deployment:
+class RunnerSet:
     """One instance as ``runners`` runners: its engine, its processes, what they were given."""
 
     runners: int
@@ -60,18 +61,18 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployed(soketi: Soketi) -> Iterator[list[Deployment]]:
+def deployed(soketi: Soketi) -> Iterator[list[RunnerSet]]:
     engines: list[EngineProcess] = []
     services: list[ServiceProcess] = []
     try:
-        deployments = []
+        runner_sets = []
         for runners in RUNNER_COUNTS:
             engine = EngineProcess(env=soketi.pusher_env(), generation="g3", runners=runners).start()
             engines.append(engine)
             processes = start_services(engine, timeout=60)  # 7 processes starting on 2 busy cores
             services.extend(processes)
-            deployments.append(Deployment(runners, engine, processes))
-        yield deployments
+            runner_sets.append(RunnerSet(runners, engine, processes))
+        yield runner_sets
     finally:
         terminate_all([*engines, *services])
 
@@ -93,9 +94,9 @@ async def watch_finished(endpoint: str, instance: bytes, seen: Counter[bytes], r
             seen[status.encode() + bytes(execution.hash)] += 1
 
 
-async def run_once(soketi: Soketi, deployment: Deployment) -> None:
-    """2,000 triggers through one deployment, checked, measured, added to its figures."""
-    engine, services = deployment.engine, deployment.services
+async def run_once(soketi: Soketi, runner_set: RunnerSet) -> None:
+    """2,000 triggers through one instance, checked, measured, added to its figures."""
+    engine, services = runner_set.engine, runner_set.services
     channel = f"scale-{uuid.uuid4().hex[:8]}"
     finished: Counter[bytes] = Counter()
     watching = asyncio.Event()
@@ -125,35 +126,39 @@ async def run_once(soketi: Soketi, deployment: Deployment) -> None:
     shares = Counter(result.executor for result in (*warmup, *results))
     assert engine.deployment is not None
     assert set(shares) == {r.hash for r in engine.deployment.runners}
-    deployment.shares += shares
-    deployment.rates.append(N / elapsed)
-    deployment.cpu_ms.append(CpuMeter.total(meters).cpu * 1000 / N)
+    runner_set.shares += shares
+    runner_set.rates.append(N / elapsed)
+    runner_set.cpu_ms.append(CpuMeter.total(meters).cpu * 1000 / N)
     print(
-        f"\nscale g3, {deployment.runners} runner(s): {N} triggers in {elapsed:.2f} s = {N / elapsed:.0f}/s; "
-        f"service CPU {deployment.cpu_ms[-1]:.2f} ms per trigger (all runners); "
+        f"\nscale g3, {runner_set.runners} runner(s): {N} triggers in {elapsed:.2f} s = {N / elapsed:.0f}/s; "
+        f"service CPU {runner_set.cpu_ms[-1]:.2f} ms per trigger (all runners); "
         f"executions per runner (with {WARMUP} untimed first) {sorted(shares.values(), reverse=True)}"
     )
 
 
 @pytest.mark.timeout(300 + ROUNDS * N // 10)
 async def test_g3_runners_share_2000_triggers_each_completed_and_delivered_once(soketi: Soketi) -> None:
-    with deployed(soketi) as deployments:
+    with deployed(soketi) as runner_sets:
         for _ in range(ROUNDS):
-            for deployment in deployments:
-                await run_once(soketi, deployment)
-        for deployment in deployments:
-            codes = [service.stop() for service in deployment.services]
-            assert codes == [0] * deployment.runners
-    baseline = statistics.median(deployments[0].rates)
-    for deployment in deployments:
-        rate = statistics.median(deployment.rates)
+            for runner_set in runner_sets:
+                await run_once(soketi, runner_set)
+        for runner_set in runner_sets:
+            codes = [service.stop() for service in runner_set.services]
+            assert codes == [0] * runner_set.runners
+    baseline = statistics.median(runner_sets[0].rates)
+    for runner_set in runner_sets:
+        rate = statistics.median(runner_set.rates)
+        coalesced = [COALESCED.findall(service.log()) for service in runner_set.services]
+        triggers = sum(int(found[-1][0]) for found in coalesced if found)
+        calls = sum(int(found[-1][1]) for found in coalesced if found)
         print(
-            f"\nscale g3 median of {ROUNDS}: {deployment.runners} runner(s) {rate:.0f}/s "
-            f"({rate / baseline:.2f} of 1 runner), service CPU {statistics.median(deployment.cpu_ms):.2f} ms "
-            f"per trigger; all rates {[round(r) for r in deployment.rates]}"
+            f"\nscale g3 median of {ROUNDS}: {runner_set.runners} runner(s) {rate:.0f}/s "
+            f"({rate / baseline:.2f} of 1 runner), service CPU {statistics.median(runner_set.cpu_ms):.2f} ms "
+            f"per trigger, {triggers / max(calls, 1):.1f} triggers per Pusher call; "
+            f"all rates {[round(r) for r in runner_set.rates]}"
         )
-        runners = deployment.engine.deployment.runners  # type: ignore[union-attr]
-        completed = [int(STOPPED.findall(service.log())[-1][0]) for service in deployment.services]
+        runners = runner_set.engine.deployment.runners  # type: ignore[union-attr]
+        completed = [int(STOPPED.findall(service.log())[-1][0]) for service in runner_set.services]
         # Each process did its share, and together exactly all: no execution ran on two runners.
-        assert completed == [deployment.shares[r.hash] for r in runners]
+        assert completed == [runner_set.shares[r.hash] for r in runners]
         assert sum(completed) == ROUNDS * (N + WARMUP) and all(completed), completed
