@@ -173,3 +173,12 @@ async def test_connect_picks_the_adapter_of_the_generation(environ: dict[str, st
         assert engine.endpoint == "engine:50052"
     finally:
         await engine.close()
+
+
+@pytest.mark.parametrize("signature", ["abé+", "a\nb==", "not base64", "YWJj="])
+def test_a_signature_that_is_not_base64_stops_the_service_without_showing_it(signature: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        EngineIdentity.from_env({**G3, "MESG_REGISTER_SIGNATURE": signature})
+    assert str(caught.value) == (
+        "MESG_REGISTER_SIGNATURE is not base64 (the engine sets it as the base64 of a signature)"
+    )

@@ -9,6 +9,8 @@ naming the variables, raised at start so the service never half-runs.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -59,6 +61,17 @@ def _hash(environ: Mapping[str, str], name: str, what: str) -> bytes | None:
     if len(value) != 32:
         raise ConfigError(f"{name} must decode to a 32-byte {what}")
     return value
+
+
+def _is_base64(text: str) -> bool:
+    """Standard, padded base64, as the engine decodes it (Go's ``base64.StdEncoding``)."""
+    if len(text) % 4:  # Python accepts some unpadded or over-padded text that Go refuses
+        return False
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _listing(names: tuple[str, ...]) -> str:
@@ -159,6 +172,13 @@ class EngineIdentity:
         runner = _hash(environ, "MESG_RUNNER_HASH", "runner hash")
         if generation == "g2":
             return cls("g2", endpoint, instance_hash=instance, runner_hash=runner)
+        signature = _clean(environ, SIGNATURE_VARIABLE) or ""
+        if not _is_base64(signature):
+            # Never valid for any engine, and gRPC refuses some characters in metadata outright.
+            # The value is a credential: not shown.
+            raise ConfigError(
+                f"{SIGNATURE_VARIABLE} is not base64 (the engine sets it as the base64 of a signature)"
+            )
         return cls(
             "g3",
             endpoint,
@@ -166,5 +186,5 @@ class EngineIdentity:
             runner_hash=runner,
             service_hash=_hash(environ, "MESG_SERVICE_HASH", "service hash"),
             env_hash=_hash(environ, "MESG_ENV_HASH", "env hash"),
-            signature=_clean(environ, SIGNATURE_VARIABLE) or "",
+            signature=signature,
         )
