@@ -14,8 +14,9 @@
 //
 // Usage: node engine.js --generation g2|g3 --nodes N --definition service.json
 // It prints one JSON line {"ready": {...}} on stdout, then answers one JSON command per stdin line
-// with one JSON line {"id", "ok"|"error"}. Commands: create, state, restart, restart_on_next_result,
-// authorize_rogue, hold_streams. Human-readable logs go to stderr.
+// with one JSON line {"id", "ok"|"error"}. Commands: create, create_many, state, restart,
+// restart_on_next_result, forget_on_next_result, authorize_rogue, register_as.
+// Human-readable logs go to stderr.
 'use strict'
 
 const crypto = require('crypto')
@@ -186,7 +187,8 @@ const order = []
 const registers = []
 const subscriptions = []
 const events = []
-let restartOnNextResult = null
+const orphanAttempts = [] // result calls for executions the engine does not know
+let onNextResult = null
 
 function envFor (node, signature) {
   const common = { MESG_ENDPOINT: `127.0.0.1:${node.port}`, MESG_INSTANCE_HASH: b58(instanceHash), MESG_RUNNER_HASH: b58(node.runnerHash) }
@@ -294,7 +296,6 @@ function applyResult (node, via, hashBytes, req, runner) {
   publish(rec, 'updated')
   return null
 }
-const orphanAttempts = []
 
 function recordEvent (node, via, key, data, instance) {
   if (!key) return 'create event: key missing'
@@ -326,12 +327,22 @@ function openStream (node, call, sub, matches) {
   header(call)
 }
 
-function armedRestart (node) {
-  // The engine goes away in the middle of this result call: the result is not applied and the
-  // call fails as the connection drops; the service must hold the result and deliver it later.
-  if (!restartOnNextResult) return false
-  const downMs = restartOnNextResult.down_ms
-  restartOnNextResult = null
+// What happens to the next result call, when a test arms it (onNextResult):
+// - restart: the engine goes away in the middle of the call; the result is not applied and the
+//   call fails as the connection drops; the service must hold the result and deliver it later.
+// - forget: the engine no longer knows the execution (a chain started anew); the call is refused
+//   for good and the service must drop the result, not retry it forever.
+function armedFault (node, hashBytes) {
+  if (!onNextResult) return false
+  const { action, down_ms: downMs } = onNextResult
+  onNextResult = null
+  if (action === 'forget') {
+    const id = b58(hashBytes)
+    executions.delete(id)
+    order.splice(order.indexOf(id), 1)
+    log(`node ${node.index}: forgot execution ${id}`)
+    return false
+  }
   log(`node ${node.index}: restarting in the middle of a result call`)
   restartAll(downMs).catch((err) => log('restart failed', err))
   return true
@@ -365,7 +376,7 @@ function g2Handlers (node) {
         })
       },
       Update (call, callback) {
-        if (armedRestart(node)) return
+        if (armedFault(node, call.request.hash)) return
         const error = applyResult(node, 'Update', call.request.hash, call.request, null)
         return error ? fail(callback, error) : callback(null, {})
       }
@@ -435,10 +446,11 @@ function g3Handlers (node) {
         if (auth.error) {
           const rec = executions.get(b58(call.request.executionHash))
           const attempt = { node: node.index, via: 'Result', error: auth.error, at: Date.now() }
-          if (rec) rec.attempts.push(attempt); else orphanAttempts.push(attempt)
+          if (rec) rec.attempts.push(attempt)
+          else orphanAttempts.push({ ...attempt, execution: b58(call.request.executionHash) })
           return fail(callback, auth.error)
         }
-        if (armedRestart(node)) return
+        if (armedFault(node, call.request.executionHash)) return
         const error = applyResult(node, 'Result', call.request.executionHash, call.request, auth.runner)
         return error ? fail(callback, error) : callback(null, {})
       },
@@ -528,7 +540,8 @@ const commands = {
     }
   },
   async restart (cmd) { await restartAll(cmd.down_ms ?? 1000); return {} },
-  restart_on_next_result (cmd) { restartOnNextResult = { down_ms: cmd.down_ms ?? 1000 }; return {} },
+  restart_on_next_result (cmd) { onNextResult = { action: 'restart', down_ms: cmd.down_ms ?? 1000 }; return {} },
+  forget_on_next_result () { onNextResult = { action: 'forget' }; return {} },
   authorize_rogue () { for (const node of nodes) node.authorized.push(rogue.publicKey); return {} },
   // Another process registers as the runner of `node` with the valid signature: any token the
   // service holds for that runner is invalidated.

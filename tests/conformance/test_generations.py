@@ -255,6 +255,25 @@ async def test_held_result_is_delivered_after_an_engine_restart(
     clean_log(service, engine)
 
 
+def test_result_refused_for_good_is_dropped_once(
+    generation: str, engine_factory: EngineFactory, service_factory: ServiceFactory
+) -> None:
+    # The engine no longer knows the execution when its result arrives: the refusal is final,
+    # so the service must drop that result after one call and keep serving.
+    engine, (service,) = start(engine_factory, service_factory, generation)
+    engine.call("forget_on_next_result")
+    forgotten = engine.create("trigger", trigger(channel()))
+    engine.wait_for(lambda s: s["orphan_attempts"], "the refused result call")
+    later = engine.create("trigger", trigger(channel()))
+    assert engine.wait_finished([later])[later]["status"] == "Completed"
+    service.assert_alive(3.0)  # time for retries of the refused result to show
+    refused = engine.state()["orphan_attempts"]
+    assert [a["execution"] for a in refused] == [forgotten]
+    expected = "not found: invalid request" if generation == "g3" else "doesn't exist"
+    assert expected in refused[0]["error"]
+    clean_log(service, engine)
+
+
 def test_reregisters_after_an_engine_restart(
     engine_factory: EngineFactory, service_factory: ServiceFactory
 ) -> None:
