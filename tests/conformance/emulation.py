@@ -175,7 +175,7 @@ class EmulatedEngine:
         )
         return result
 
-    def wait_subscribed(self, node: int, after: float = 0.0, timeout: float = 30.0) -> dict[str, Any]:
+    def wait_subscribed(self, node: int, after: float = 0.0, timeout: float = 60.0) -> dict[str, Any]:
         """Wait for an active execution stream on ``node`` opened after ``after`` (engine ms)."""
 
         def active(state: State) -> dict[str, Any] | None:
