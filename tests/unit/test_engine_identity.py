@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from mesg_pusher.base58 import b58encode
+from mesg_pusher.cli import run_service
 from mesg_pusher.config import ServiceSettings
 from mesg_pusher.engine import EngineIdentity, connect
 from mesg_pusher.errors import ConfigError
@@ -182,3 +188,30 @@ def test_a_signature_that_is_not_base64_stops_the_service_without_showing_it(sig
     assert str(caught.value) == (
         "MESG_REGISTER_SIGNATURE is not base64 (the engine sets it as the base64 of a signature)"
     )
+
+
+@pytest.fixture
+def service_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """An empty working directory and no MESG_* variables; the root logger restored after."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("MESG_", "PUSHER_")):
+            monkeypatch.delenv(name)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield monkeypatch
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_the_service_does_not_start_on_an_incomplete_set_and_says_why(
+    service_environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, value in G3.items():
+        if name != "MESG_ENV_HASH":
+            service_environment.setenv(name, value)
+    assert run_service() == 2
+    log = capsys.readouterr().err
+    assert "cannot start: engine v0.21 to v0.26 (MESG_REGISTER_SIGNATURE is set)" in log, log
+    assert log.rstrip().endswith("missing: MESG_ENV_HASH"), log
+    assert SIGNATURE not in log and "Traceback" not in log
