@@ -302,6 +302,9 @@ def test_token_taken_by_another_registration_is_replaced(
     execution = engine.wait_finished([hash_])[hash_]
     assert execution["status"] == "Completed"
     assert len(accepted(execution)) == 1
+    assert execution["attempts"][0]["error"] == "credential token doesn't exist"
+    by_service = [r for r in engine.state()["registers"] if r.get("ok") and "by" not in r]
+    assert len(by_service) == 2  # at start, and again once its token was refused
     assert service.running
     clean_log(service, engine)
 
