@@ -180,7 +180,6 @@ for (let i = 0; i < args.nodes; i++) {
   })
 }
 const rogue = newKey() // signs like an engine but is not authorized by any node: "wrong signature"
-const runnerIndex = new Map(nodes.map((n) => [b58(n.runnerHash), n.index]))
 
 const executions = new Map() // hash text -> record
 const order = []
@@ -273,7 +272,8 @@ function applyResult (node, via, hashBytes, req, runner) {
     return refuse(`this runner ("${runner}") is not authorized to submit the result of this execution, the executor should be "${b58(rec.executorHash)}"`)
   }
   if (rec.status !== STATUS.InProgress) {
-    return refuse(`Execution status error: "${STATUS_NAME[rec.status]}" instead of "InProgress"`)
+    const text = `Execution status error: "${STATUS_NAME[rec.status]}" instead of "InProgress"`
+    return refuse(args.generation === 'g3' ? `${text}: invalid request` : text) // G3 wraps it as the chain does
   }
   if (req.result === 'outputs') {
     const outputs = fromStruct(req.outputs)
