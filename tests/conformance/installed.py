@@ -9,6 +9,7 @@ dependencies are installed once; the wheel is reinstalled every time).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -95,8 +96,6 @@ def installed_definition(entry_point: Path) -> Path:
 
 def definition_json(mesg_yml: Path, out: Path) -> Path:
     """The tasks' and events' parameters as JSON, for engine.js to validate with."""
-    import json
-
     raw = yaml.safe_load(mesg_yml.read_text())
     definition = {
         "name": raw["name"],
