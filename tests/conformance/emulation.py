@@ -80,8 +80,9 @@ class EmulatedEngine:
         threading.Thread(target=self._read, name="engine.js stdout", daemon=True).start()
         with self._cond:
             if not self._cond.wait_for(lambda: self._ready is not None or not self.running, timeout):
+                log = self.log()
                 self.stop()
-                raise EmulationError(f"engine.js not ready after {timeout:g} s:\n{self.log()}")
+                raise EmulationError(f"engine.js not ready after {timeout:g} s:\n{log}")
         if self._ready is None:
             raise EmulationError(f"engine.js exited:\n{self.log()}")
         self.instance = self._ready["instance"]
@@ -109,7 +110,7 @@ class EmulatedEngine:
         return self._proc is not None and self._proc.poll() is None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
     def call(self, op: str, timeout: float = 30.0, **arguments: Any) -> Any:
         """Send one command, return its answer; raise EmulationError with the engine's message."""
@@ -198,6 +199,7 @@ class EmulatedEngine:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        self.log_path.unlink(missing_ok=True)
 
 
 def by_hash(state: State, hash_: str) -> dict[str, Any]:

@@ -134,4 +134,5 @@ class InstalledService(Child):
     def stop(self, timeout: float = 15.0) -> int | None:
         code = super().stop(timeout)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        self.log_path.unlink(missing_ok=True)
         return code
