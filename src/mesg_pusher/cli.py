@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environment
 from mesg_pusher.definition import load_definition, locate_definition
-from mesg_pusher.engine import EngineClient
+from mesg_pusher.engine import connect
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.logs import configure_logging as configure_logging  # re-export: floor, ceiling
 from mesg_pusher.logs import log_format
@@ -27,12 +27,13 @@ logger = logging.getLogger("mesg_pusher")
 
 USAGE = """usage: mesg-pusher [COMMAND] [ARGS...]
 
-With no command, run the service (the engine starts it with MESG_ENDPOINT and MESG_TOKEN set).
+With no command, run the service (the engine starts it with MESG_ENDPOINT and, depending on
+its version, MESG_TOKEN, MESG_RUNNER_HASH or MESG_REGISTER_SIGNATURE set).
 
 commands:
   exec     run one task directly against Pusher, without the engine; prints its outputs as JSON
   check    show the settings (secrets masked) and try Pusher, and the engine if MESG_ENDPOINT is set
-  engine   run the local MESG engine (v0.16 stand-in); --help for its options
+  engine   run the local MESG engine (--generation g1|g2|g3 --runners N); --help for its options
   demo     run every task through the local engine against a local Pusher server
   bench    measure throughput, latency, CPU and memory
   bench-metrics  measure what MESG_PUSHER_METRICS_PORT costs per execution (on vs off)
@@ -63,7 +64,7 @@ async def serve(
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
-    engine = EngineClient(settings.endpoint, settings.instance_hash, settings.keepalive_ms)
+    engine = connect(settings.identity, keepalive_ms=settings.keepalive_ms)
     # One SSL context per process: the system store plus PUSHER_CA_BUNDLE, if set.
     pool = ClientPool(pusher_settings.ssl_context)
     # The receiving side (issue 4): listener and webhook endpoint, when configured.
@@ -107,10 +108,14 @@ def run_service() -> int:
         configure_logging("INFO", (), fmt)
         logger.error("cannot start: %s", exc)
         return 2
-    configure_logging(settings.log_level, pusher_settings.secrets, fmt)
+    configure_logging(settings.log_level, pusher_settings.secrets + settings.secrets, fmt)
+    identity = settings.identity
     logger.info(
-        "mesg-pusher starting: engine %s, definition %s, concurrency %d",
+        "mesg-pusher starting: engine %s (%s, %s%s), definition %s, concurrency %d",
         settings.endpoint,
+        identity.generation,
+        identity.engine,
+        f", runner {identity.runner}" if identity.generation != "g1" else "",
         path,
         settings.concurrency,
     )

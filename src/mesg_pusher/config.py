@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from mesg_pusher.base58 import b58decode
+from mesg_pusher.engine.identity import EngineIdentity
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.redact import redact_pusher_url, redact_url, url_password
 
@@ -358,7 +358,11 @@ def merged_environment(cwd: Path | None = None, environ: Mapping[str, str] | Non
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """Process-wide settings of the service (not per execution)."""
+    """Process-wide settings of the service (not per execution).
+
+    ``endpoint``, ``instance_hash`` and ``token`` are G1's view (``MESG_TOKEN``; empty under
+    later engines); ``identity`` is what the engine's variables say about every generation.
+    """
 
     endpoint: str
     instance_hash: bytes = field(repr=False)
@@ -368,6 +372,7 @@ class ServiceSettings:
     keepalive_ms: int = 300_000
     log_level: str = "INFO"
     coalesce: bool = True
+    detected: EngineIdentity | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.concurrency <= 10_000:
@@ -377,21 +382,21 @@ class ServiceSettings:
         if not 1_000 <= self.keepalive_ms <= 86_400_000:
             raise ConfigError("MESG_PUSHER_KEEPALIVE_MS must be from 1000 to 86400000")
 
+    @property
+    def identity(self) -> EngineIdentity:
+        """The engine's generation and our identity to it (G1 when built by hand from a token)."""
+        if self.detected is not None:
+            return self.detected
+        return EngineIdentity("g1", self.endpoint, instance_hash=self.instance_hash)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Credentials the engine gave us (G3's register signature), to mask in logs."""
+        return (self.identity.signature,) if self.identity.signature else ()
+
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> ServiceSettings:
-        endpoint = _clean(environment.get("MESG_ENDPOINT"))
-        token = _clean(environment.get("MESG_TOKEN"))
-        if endpoint is None or token is None:
-            raise ConfigError(
-                "MESG_ENDPOINT and MESG_TOKEN must be set (the engine sets them when it starts "
-                "the service; run `mesg-pusher engine --run-service mesg-pusher` to try locally)"
-            )
-        try:
-            instance_hash = b58decode(token.strip())
-        except ValueError as exc:
-            raise ConfigError(f"MESG_TOKEN is not a base58 instance hash: {exc}") from None
-        if len(instance_hash) != 32:
-            raise ConfigError("MESG_TOKEN must decode to a 32-byte instance hash")
+        identity = EngineIdentity.from_env(environment)
 
         def number(name: str, default: float) -> float:
             raw = _clean(environment.get(name))
@@ -406,12 +411,15 @@ class ServiceSettings:
             return value
 
         return cls(
-            endpoint=endpoint.strip(),
-            instance_hash=instance_hash,
-            token=token.strip(),
+            endpoint=identity.endpoint,
+            instance_hash=identity.instance_hash or b"",
+            token=(_clean(environment.get("MESG_TOKEN")) or "").strip()
+            if identity.generation == "g1"
+            else "",
             concurrency=int(number("MESG_PUSHER_CONCURRENCY", 64)),
             grace_period=number("MESG_PUSHER_GRACE_PERIOD", 10.0),
             keepalive_ms=int(number("MESG_PUSHER_KEEPALIVE_MS", 300_000)),
             coalesce=parse_bool(_clean(environment.get("PUSHER_COALESCE")) or "true", "", "PUSHER_COALESCE"),
             log_level=(_clean(environment.get("LOG_LEVEL")) or "INFO").upper(),
+            detected=identity,
         )

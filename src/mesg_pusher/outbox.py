@@ -28,7 +28,7 @@ class Result:
 
 
 class Outbox:
-    """Delivers each result with one ``Update``.
+    """Delivers each result with one call (``Execution.Update``; G3: ``Runner.Result``).
 
     A result the engine could not take (unreachable, timed out) waits in a FIFO queue and is
     retried oldest-first until delivered or the process stops; once the engine is known to be

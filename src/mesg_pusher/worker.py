@@ -77,7 +77,11 @@ class Worker:
         while True:
             try:
                 async with self.engine.subscribe() as stream:
-                    logger.info("ready: subscribed to executions of instance on %s", self.engine.endpoint)
+                    logger.info(
+                        "ready: subscribed to executions on %s (%s)",
+                        self.engine.endpoint,
+                        self.engine.generation,
+                    )
                     metrics.hooks.stream_up()
                     attempt = 0
                     async for execution in stream:

@@ -12,9 +12,7 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,21 +23,10 @@ from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine import start_engine
 from mesg_pusher.local_engine.app import Application, ExecutionResult
 from mesg_pusher.local_engine.state import ExecutionJournal
+from tests.support.e2e import settled, trigger_inputs
 from tests.support.tcp_proxy import TcpProxy
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
-    """soketi behind a relay that holds each request 1 s: executions stay in flight a while."""
-    proxy = await TcpProxy(soketi.port, delay=1.0).start()
-    yield proxy
-    await proxy.stop()
-
-
-def trigger_inputs(channel: str, i: int) -> dict[str, Any]:
-    return {"channel": channel, "name": "n", "data": {"i": i}}
 
 
 async def trigger_all(app: Application, instance: bytes, channel: str, count: int) -> list[ExecutionResult]:
@@ -54,16 +41,6 @@ async def trigger_all(app: Application, instance: bytes, channel: str, count: in
 async def wait_for_log(service: ServiceProcess, text: str, timeout: float = 20.0, after: int = 0) -> None:
     """``service.wait_for_log`` off the event loop (relays in the path run on this loop)."""
     await asyncio.to_thread(service.wait_for_log, text, timeout, after)
-
-
-async def settled(app: Application, hashes: list[bytes], timeout: float) -> list[ExecutionResult]:
-    """Poll ``Execution.Get`` until none of ``hashes`` is InProgress (or ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        results = list(await asyncio.gather(*(app.get_execution(h) for h in hashes)))
-        if all(r.status != "InProgress" for r in results) or time.monotonic() > deadline:
-            return results
-        await asyncio.sleep(0.2)
 
 
 def stop_all(service: ServiceProcess, engine: EngineProcess) -> int | None:

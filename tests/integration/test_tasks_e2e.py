@@ -12,6 +12,9 @@ from mesg_pusher.local_engine.app import Application
 from tests.support.e2e import channel, run
 from tests.support.stack import Stack
 
+# The core end-to-end tests: every seed task, under each engine generation.
+pytestmark = pytest.mark.all_generations
+
 
 async def test_trigger_delivers_object_data_intact(
     stack: Stack, app: Application, pusher_instance: bytes

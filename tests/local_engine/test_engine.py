@@ -661,7 +661,8 @@ def test_entry_point_prints_ready_and_stops_on_sigterm() -> None:
     process = start_process()
     try:
         fields = read_ready(process)
-        assert set(fields) == {"endpoint", "token", "service"}
+        assert set(fields) == {"endpoint", "token", "service", "generation", "env", "runners"}
+        assert (fields["generation"], fields["env"], fields["runners"]) == ("g1", "", "")
         assert fields["endpoint"].startswith("127.0.0.1:")
         assert len(b58decode(fields["token"])) == len(b58decode(fields["service"])) == 32
 

@@ -9,7 +9,7 @@ then tests what a MESG deployment runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from tests.support.image import MountedImage, mounted
@@ -20,14 +20,21 @@ IMAGE_VARIABLE = "MESG_PUSHER_TEST_IMAGE"
 class ContainerService(ServiceProcess):
     """ServiceProcess, but the process is the image's command in its mounted root filesystem."""
 
-    def __init__(self, engine: EngineProcess, image: str, env: Mapping[str, str] | None = None) -> None:
-        super().__init__(engine, env=env)
+    def __init__(
+        self, engine: EngineProcess, image: str, env: Mapping[str, str] | None = None, runner: int = 0
+    ) -> None:
+        super().__init__(engine, env=env, runner=runner)
         self.container: MountedImage = mounted(image)
         self.argv = self.container.run_argv()
         self.env = self.container.run_env(self.env)
 
 
-def service_process(engine: EngineProcess, env: Mapping[str, str] | None = None) -> ServiceProcess:
-    """The service for ``engine``: from the image named by MESG_PUSHER_TEST_IMAGE, else from source."""
+def service_factory() -> Callable[..., ServiceProcess]:
+    """How to start the service: from the image named by MESG_PUSHER_TEST_IMAGE, else from source.
+
+    Called as ``factory(engine, env=..., runner=...)`` by ``start_services``, once per runner.
+    """
     image = os.environ.get(IMAGE_VARIABLE)
-    return ContainerService(engine, image, env) if image else ServiceProcess(engine, env=env)
+    if not image:
+        return ServiceProcess
+    return lambda engine, env=None, runner=0: ContainerService(engine, image, env, runner)

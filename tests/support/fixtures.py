@@ -1,10 +1,16 @@
-"""pytest fixtures running real soketi servers.
+"""pytest fixtures running real soketi servers, and the stack under an engine generation.
 
 Enabled from tests/conftest.py with `pytest_plugins = ["tests.support.fixtures"]`.
+
+A module marked ``pytestmark = pytest.mark.all_generations`` runs each test that uses the
+``stack`` fixture under engine generations g1, g2 and g3 (g2 and g3 with two runners), one
+stack per generation; ``MESG_PUSHER_TEST_GENERATION`` set narrows it to that one generation,
+and also sets the generation of every other stack (see ``tests/support/stack.py``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -12,7 +18,9 @@ import pytest
 
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.local_engine.app import Application
-from tests.support.stack import Stack, running_stack
+from mesg_pusher.local_engine.deployment import GENERATIONS
+from tests.support.stack import Stack, engine_generation, running_stack
+from tests.support.tcp_proxy import TcpProxy
 
 SoketiFactory = Callable[..., Soketi]
 
@@ -45,10 +53,37 @@ def soketi_factory() -> Iterator[SoketiFactory]:
         server.stop()
 
 
+@pytest.fixture
+async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
+    """soketi behind a relay that holds each request 1 s: executions stay in flight a while."""
+    proxy = await TcpProxy(soketi.port, delay=1.0).start()
+    yield proxy
+    await proxy.stop()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "all_generations: run the module's stack tests under engine generations g1, g2 and g3"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "generation" in metafunc.fixturenames and metafunc.definition.get_closest_marker("all_generations"):
+        chosen = os.environ.get("MESG_PUSHER_TEST_GENERATION")
+        generations = [engine_generation()[0]] if chosen else list(GENERATIONS)
+        metafunc.parametrize("generation", generations, indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def stack(soketi: Soketi) -> Iterator[Stack]:
-    """soketi, the local engine and the service, shared by a test module."""
-    with running_stack(soketi) as running:
+def generation(request: pytest.FixtureRequest) -> str:
+    """The engine generation of this module's stack: a parameter, else the environment's."""
+    return str(getattr(request, "param", None) or engine_generation()[0])
+
+
+@pytest.fixture(scope="module")
+def stack(soketi: Soketi, generation: str) -> Iterator[Stack]:
+    """soketi, the local engine and the service (one process per runner), shared by a test module."""
+    with running_stack(soketi, generation=generation) as running:
         yield running
 
 

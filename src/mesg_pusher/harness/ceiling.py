@@ -24,7 +24,7 @@ async def answer_now(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
 def main() -> int:
     environment = merged_environment()
     settings = ServiceSettings.from_environment(environment)
-    configure_logging(settings.log_level, ())
+    configure_logging(settings.log_level, settings.secrets)
     handlers: dict[str, Handler] = dict.fromkeys(TASKS, answer_now)
     asyncio.run(serve(settings, PusherSettings(environment), handlers))
     return 0

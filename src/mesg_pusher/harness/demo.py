@@ -1,8 +1,9 @@
 """``mesg-pusher demo``: every task executed as a MESG application would, with a live subscriber.
 
-Starts the local engine (v0.16 stand-in) with the service attached, and a local soketi unless
-``.env`` holds real Pusher credentials; then resolves ``com.mesg.pusher``, runs each task and
-prints what it returned next to what a WebSocket subscriber received.
+Starts the local engine (``--generation``: v0.16, v0.17-v0.20 or v0.21-v0.26 stand-in) with the
+service attached as ``--runners`` runners, and a local soketi unless ``.env`` holds real Pusher
+credentials; then resolves ``com.mesg.pusher``, runs each task and prints what it returned next
+to what a WebSocket subscriber received, and which runner ran it.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from mesg_pusher.base58 import b58encode
 from mesg_pusher.config import PusherSettings, merged_environment
 from mesg_pusher.errors import ConfigError
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, start_services, terminate_all
 from mesg_pusher.harness.progress import Progress
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS, sign_private
 from mesg_pusher.local_engine.app import Application
+from mesg_pusher.local_engine.deployment import add_generation_option
 
 
 def _show(label: str, value: Any) -> None:
@@ -47,14 +50,27 @@ def pusher_target() -> Iterator[tuple[dict[str, str], str, str, str]]:
     yield env, ws, options.key, options.secret
 
 
-async def demo() -> int:
+_ENGINES = {"g1": "v0.16", "g2": "v0.17-v0.20", "g3": "v0.21-v0.26"}
+
+
+async def demo(generation: str = "g1", runners: int = 1) -> int:
     with pusher_target() as (env, ws_url, key, secret):
-        engine = EngineProcess(env=env).start()
-        service = ServiceProcess(engine)
+        engine = EngineProcess(env=env, generation=generation, runners=runners).start()
+        services: tuple[ServiceProcess, ...] = ()
         try:
-            service.start_ready()
+            services = start_services(engine)
+            names = (
+                {
+                    runner.hash: f"runner {runner.node} ({b58encode(runner.hash)[:8]}…)"
+                    for runner in engine.deployment.runners
+                }
+                if engine.deployment is not None
+                else {}
+            )
+            attached = f"{len(services)} service processes, one per runner" if names else "service attached"
             print(
-                f"engine: local v0.16 stand-in on {engine.endpoint}; service attached (token {engine.token[:8]}…)\n"
+                f"engine: local {_ENGINES[generation]} stand-in ({generation}) on {engine.endpoint}; "
+                f"{attached} (instance {engine.token[:8]}…)\n"
             )
             async with Application.connect(engine.endpoint) as app, PusherWS(ws_url) as ws:
                 instance = await app.resolve("com.mesg.pusher")
@@ -77,6 +93,8 @@ async def demo() -> int:
                     progress.clear()
                     ran.append(name)
                     _show("outputs" if result.ok else "error", result.outputs if result.ok else result.error)
+                    if names:
+                        print(f"  {'ran on':10} {names.get(result.executor, '?')}")
                     for _ in range(expect):
                         event = await ws.next_event(timeout=10)
                         _show("received", {k: event[k] for k in ("channel", "event", "data")})
@@ -102,12 +120,20 @@ async def demo() -> int:
                 await task("authenticateUser", {"socket_id": ws.socket_id, "user_data": {"id": "alice"}})
                 await task("trigger", {"channel": "not a channel!", "name": "x", "data": "x"})
         finally:
-            code = service.stop()
-            engine.stop()
-        print(f"service stopped (exit {code}); everything the demo started is stopped")
-        return 0 if code == 0 else 1
+            codes = [service.stop() for service in services]
+            terminate_all([engine])
+        print(f"service stopped (exit {', '.join(map(str, codes))}); everything the demo started is stopped")
+        return 0 if codes and all(code == 0 for code in codes) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(prog="mesg-pusher demo", description=__doc__).parse_args(argv)
-    return asyncio.run(demo())
+    parser = argparse.ArgumentParser(prog="mesg-pusher demo", description=__doc__)
+    add_generation_option(parser)
+    parser.add_argument(
+        "--runners", type=int, default=None, metavar="N", help="g2/g3: runners of the instance (default 2)"
+    )
+    args = parser.parse_args(argv)
+    if args.generation == "g1" and args.runners not in (None, 1):
+        parser.error("g1 (engine v0.16) has no runners: an instance runs as one process")
+    runners = args.runners or (1 if args.generation == "g1" else 2)
+    return asyncio.run(demo(args.generation, runners))

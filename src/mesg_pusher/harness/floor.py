@@ -14,7 +14,7 @@ import signal
 
 from mesg_pusher.cli import configure_logging
 from mesg_pusher.config import ServiceSettings, merged_environment
-from mesg_pusher.engine import EngineClient
+from mesg_pusher.engine import EngineClient, connect
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def serve_floor(settings: ServiceSettings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    engine = EngineClient(settings.endpoint, settings.instance_hash, settings.keepalive_ms)
+    engine = connect(settings.identity, keepalive_ms=settings.keepalive_ms)
     try:
         await answer_all(engine, stop)
     finally:
@@ -55,7 +55,7 @@ async def serve_floor(settings: ServiceSettings) -> None:
 
 def main() -> int:
     settings = ServiceSettings.from_environment(merged_environment())
-    configure_logging(settings.log_level, ())
+    configure_logging(settings.log_level, settings.secrets)
     asyncio.run(serve_floor(settings))
     return 0
 

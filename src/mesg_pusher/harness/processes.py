@@ -9,8 +9,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from mesg_pusher.local_engine.deployment import Deployment
 
 
 class ProcessError(RuntimeError):
@@ -94,7 +96,11 @@ def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 class EngineProcess(Child):
-    """``python -m mesg_pusher.local_engine`` on a loopback port; knows the instance token."""
+    """``python -m mesg_pusher.local_engine`` on a loopback port; knows what its services are told.
+
+    ``generation`` and ``runners`` as the engine's ``--generation`` and ``--runners``; once
+    started, ``deployment`` holds its READY line (hashes, runners, their signatures).
+    """
 
     def __init__(
         self,
@@ -103,10 +109,15 @@ class EngineProcess(Child):
         mesg_yml: Path | None = None,
         extra_args: Sequence[str] = (),
         state_file: Path | str | None = None,
+        generation: str = "g1",
+        runners: int = 1,
     ) -> None:
         self.instance_env = dict(env or {})
         self.state_file = state_file
+        self.generation = generation
         argv = [sys.executable, "-m", "mesg_pusher.local_engine", "--port", str(port)]
+        if generation != "g1":
+            argv += ["--generation", generation, "--runners", str(runners)]
         if mesg_yml is not None:
             argv += ["--mesg-yml", str(mesg_yml)]
         if state_file is not None:
@@ -117,6 +128,18 @@ class EngineProcess(Child):
         self.endpoint = ""
         self.token = ""
         self.port = port
+        self.deployment: Deployment | None = None
+
+    def mesg_env(self, runner: int = 0) -> dict[str, str]:
+        """The ``MESG_*`` variables of the service process that is runner ``runner``."""
+        if self.deployment is None:
+            raise ProcessError("the engine has not started yet: nothing to tell a service")
+        return self.deployment.mesg_env(runner)
+
+    @property
+    def runner_count(self) -> int:
+        """Service processes this engine's instance runs as: one per runner (one under G1)."""
+        return max(1, len(self.deployment.runners)) if self.deployment is not None else 1
 
     def start(self, timeout: float = 20.0) -> EngineProcess:  # type: ignore[override]
         super().start(stdout=subprocess.PIPE)
@@ -132,8 +155,8 @@ class EngineProcess(Child):
                 buffer += chunk
                 for line in buffer.decode(errors="replace").splitlines():
                     if line.startswith("READY "):
-                        fields = dict(part.split("=", 1) for part in line.split()[1:])
-                        self.endpoint, self.token = fields["endpoint"], fields["token"]
+                        self.deployment = Deployment.from_ready_line(line)
+                        self.endpoint, self.token = self.deployment.endpoint, self.deployment.token
                         self.port = int(self.endpoint.rsplit(":", 1)[1])
                         return self
             elif self.proc.poll() is not None:
@@ -142,12 +165,16 @@ class EngineProcess(Child):
         raise ProcessError(f"local engine did not become ready:\n{self.log()[-3000:]}")
 
     def restart(self, timeout: float = 20.0) -> EngineProcess:
-        """Start again on the same port, with the same instance (same token)."""
-        token = self.token
+        """Start again on the same port, with the same instance and runners (G3: new tokens)."""
+        before = self.deployment
         self.argv[self.argv.index("--port") + 1] = str(self.port)
         self.start(timeout)
-        if self.token != token:
-            raise ProcessError("restarted engine has another instance hash")
+        after = self.deployment
+        if before is not None and after is not None:
+            if after.token != before.token:
+                raise ProcessError("restarted engine has another instance hash")
+            if [r.hash for r in after.runners] != [r.hash for r in before.runners]:
+                raise ProcessError("restarted engine has other runners")
         return self
 
 
@@ -160,14 +187,21 @@ class ServiceProcess(Child):
         env: Mapping[str, str] | None = None,
         module: str = "mesg_pusher",
         argv: Sequence[str] | None = None,
+        runner: int = 0,
     ) -> None:
-        """``python -m module``, or ``argv`` for a service that is not ours (the bench's baseline)."""
+        """``python -m module``, or ``argv`` for a service that is not ours (the bench's baseline).
+
+        It is runner number ``runner`` of the engine's instance (G2, G3): its own runner hash
+        and signature. ``env`` comes last, so a test may replace an engine variable.
+        """
         variables = {**engine.instance_env, **(env or {})}
+        name = module.rsplit(".", 1)[-1] if argv is None else Path(argv[-1]).stem
         super().__init__(
-            module.rsplit(".", 1)[-1] if argv is None else Path(argv[-1]).stem,
+            name if engine.runner_count == 1 else f"{name}-runner{runner}",
             [sys.executable, "-m", module] if argv is None else argv,
-            python_env({"MESG_ENDPOINT": engine.endpoint, "MESG_TOKEN": engine.token, **variables}),
+            python_env({**engine.mesg_env(runner), **variables}),
         )
+        self.runner = runner
 
     def wait_for_log(self, text: str, timeout: float = 20.0, after: int = 0) -> None:
         """Wait until ``text`` appears in the log after offset ``after`` (or the process dies)."""
@@ -189,6 +223,29 @@ class ServiceProcess(Child):
         return self
 
 
+def start_services(
+    engine: EngineProcess,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+    factory: Callable[..., ServiceProcess] = ServiceProcess,
+) -> tuple[ServiceProcess, ...]:
+    """One service process per runner of the engine's instance, all subscribed when it returns.
+
+    They start together and are then awaited, so N runners cost about one start, not N.
+    ``factory(engine, env=..., runner=...)`` makes each (the tests run the image this way).
+    """
+    services = tuple(factory(engine, env=env, runner=index) for index in range(engine.runner_count))
+    try:
+        for service in services:
+            service.start()
+        for service in services:
+            service.wait_for_log("ready: subscribed", timeout)
+    except BaseException:
+        terminate_all(services)
+        raise
+    return services
+
+
 def terminate_all(children: Sequence[Child]) -> None:
     """Stop children in reverse start order; used by fixtures' teardown."""
     for child in reversed(children):
@@ -205,5 +262,6 @@ __all__ = [
     "ServiceProcess",
     "python_env",
     "signal",
+    "start_services",
     "terminate_all",
 ]

@@ -1,4 +1,4 @@
-"""A local stand-in for MESG engine v0.16 (grpc.aio), for tests, the demo and benchmarks."""
+"""A local stand-in for the MESG engine, v0.16 to v0.26 (grpc.aio), for tests, the demo and benchmarks."""
 
 from mesg_pusher.local_engine.app import Application, ExecutionResult, ResolveError
 from mesg_pusher.local_engine.cli import main

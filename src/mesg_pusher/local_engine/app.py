@@ -55,6 +55,8 @@ class ExecutionResult:
     status: str
     outputs: dict[str, Any] | None
     error: str | None
+    #: The runner the engine chose to run it (G2, G3); empty under G1.
+    executor: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,7 @@ class ExecutionResult:
             status=types_execution_pb2.Status.Name(message.status),
             outputs=struct_to_dict(message.outputs) if completed else None,
             error=None if completed else message.error,
+            executor=bytes(message.executorHash),
         )
 
 

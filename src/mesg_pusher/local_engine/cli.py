@@ -1,15 +1,20 @@
 """``python -m mesg_pusher.local_engine``: run the local engine, optionally with the service.
 
+``--generation g1|g2|g3`` picks the engine it stands in for: v0.16, v0.17-v0.20 or
+v0.21-v0.26; ``--runners N`` (g2, g3) runs the instance as N runners, one per emulated engine
+node, each with its own runner hash (and, g3, its own Register signature).
+
 It prints one line on stdout once it accepts connections, for scripts to parse (logs and the
-service's own output go to stderr)::
+service's own output go to stderr); see ``Deployment.ready_line``::
 
     READY endpoint=127.0.0.1:50052 token=<base58 instance hash> service=<base58 service hash>
+          generation=g3 env=<base58 env hash> runners=<runner hash>:<signature>,...
 
-With ``--run-service CMD...`` it starts CMD the way the engine starts the service container:
-with the instance's env (mesg.yml defaults overridden by ``--env``) plus ``MESG_ENDPOINT`` and
-``MESG_TOKEN``. SIGTERM or SIGINT stops the child (SIGTERM, then SIGKILL after
-``--stop-timeout`` seconds, like ``docker stop``) and then the engine. If the child exits on
-its own, the engine stops too and exits with the child's status.
+With ``--run-service CMD...`` it starts CMD the way the engine starts the service container,
+once per runner: with the instance's env (mesg.yml defaults overridden by ``--env``) plus the
+generation's ``MESG_*`` variables. SIGTERM or SIGINT stops the children (SIGTERM, then SIGKILL
+after ``--stop-timeout`` seconds, like ``docker stop``) and then the engine. If a child exits on
+its own, the others and the engine stop too, with that child's status.
 
 ``--state-file PATH`` keeps executions across restarts (see ``start_engine``). SIGUSR1 ends
 every open execution and event stream cleanly (status OK), for fault tests.
@@ -29,20 +34,50 @@ from pathlib import Path
 
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.definition import load_definition, locate_definition
+from mesg_pusher.local_engine.deployment import add_generation_option
 from mesg_pusher.local_engine.server import LocalEngine, start_engine
 from mesg_pusher.local_engine.state import LocalEngineError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_parser", "main", "service_env"]
+__all__ = ["ENGINE_VARIABLES", "build_parser", "main", "service_env"]
 
 DEFAULT_PORT = 50052
+
+#: Every variable an engine of some generation sets in a service's container.
+ENGINE_VARIABLES = frozenset(
+    {
+        "MESG_ENDPOINT",
+        "MESG_TOKEN",
+        "MESG_INSTANCE_HASH",
+        "MESG_RUNNER_HASH",
+        "MESG_SERVICE_HASH",
+        "MESG_ENV_HASH",
+        "MESG_REGISTER_SIGNATURE",
+    }
+)
 
 
 def build_parser(prog: str = "python -m mesg_pusher.local_engine") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Run a local stand-in for MESG engine v0.16 with this service deployed.",
+        description="Run a local stand-in for a MESG engine with this service deployed.",
+    )
+    add_generation_option(parser)
+    parser.add_argument(
+        "--runners",
+        type=int,
+        default=1,
+        metavar="N",
+        help="g2/g3: runners of the instance, one per emulated engine node; with --run-service, "
+        "one service process each (default 1)",
+    )
+    parser.add_argument(
+        "--key-seed",
+        default="",
+        metavar="TEXT",
+        help="g3: seed of the nodes' signing keys; the same seed after a restart keeps the "
+        "runners' MESG_REGISTER_SIGNATURE valid (default: a fixed one)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on (0: any free port)")
@@ -114,6 +149,9 @@ async def _run(args: argparse.Namespace) -> int:
         args.env,
         max_finished_executions=args.max_finished_executions,
         state_file=args.state_file,
+        generation=args.generation,
+        runners=args.runners,
+        key_seed=args.key_seed.encode(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,16 +160,15 @@ async def _run(args: argparse.Namespace) -> int:
     # Fault injection for tests, outside gRPC: SIGUSR1 ends every open stream cleanly.
     loop.add_signal_handler(signal.SIGUSR1, _close_streams, engine)
     try:
-        print(
-            f"READY endpoint={engine.endpoint} token={engine.token} service={b58encode(engine.service_hash)}",
-            flush=True,
-        )
+        print(engine.deployment.ready_line(), flush=True)
         logger.info(
-            "local engine serving %s (service %s, sid %s) on %s",
+            "local engine (%s) serving %s (service %s, sid %s) on %s%s",
+            args.generation,
             definition.name,
             b58encode(engine.service_hash),
             definition.sid,
             engine.endpoint,
+            f", {args.runners} runner(s)" if engine.registry is not None else "",
         )
         if not args.run_service:
             await stop.wait()
@@ -147,26 +184,38 @@ async def _run(args: argparse.Namespace) -> int:
 async def _supervise(
     engine: LocalEngine, command: Sequence[str], stop: asyncio.Event, stop_timeout: float
 ) -> int:
-    """Run the service child until it exits or ``stop`` is set; return the exit status."""
-    child = await asyncio.create_subprocess_exec(
-        *command,
-        env=service_env(engine, os.environ),
-        # Our stdout carries only the READY line: a reader may stop reading after it, and a
-        # chatty child writing into that full pipe would stall.
-        stdout=sys.stderr,
-        # Its own session: a terminal's Ctrl-C reaches only us, and the child then gets
-        # exactly one SIGTERM, as `docker stop` would send it.
-        start_new_session=True,
-    )
-    logger.info("started service process %d: %s", child.pid, " ".join(command))
-    exited = asyncio.ensure_future(child.wait())
+    """Run one service child per runner until one exits or ``stop`` is set; the exit status."""
+    children = []
+    for runner in range(max(1, len(engine.deployment.runners))):
+        child = await asyncio.create_subprocess_exec(
+            *command,
+            env=service_env(engine, os.environ, runner),
+            # Our stdout carries only the READY line: a reader may stop reading after it, and a
+            # chatty child writing into that full pipe would stall.
+            stdout=sys.stderr,
+            # Its own session: a terminal's Ctrl-C reaches only us, and the child then gets
+            # exactly one SIGTERM, as `docker stop` would send it.
+            start_new_session=True,
+        )
+        logger.info("started service process %d (runner %d): %s", child.pid, runner, " ".join(command))
+        children.append(child)
+    exits = [asyncio.ensure_future(child.wait()) for child in children]
     stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait((exited, stopping), return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait((*exits, stopping), return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    status = 0
+    for child, exited in zip(children, exits, strict=True):
+        if exited.done() and not status:
+            logger.warning("service process %d exited with status %d", child.pid, exited.result())
+            status = _exit_status(exited.result())
+    await asyncio.gather(*(_stop_child(c, e, stop_timeout) for c, e in zip(children, exits, strict=True)))
+    return status
+
+
+async def _stop_child(child: asyncio.subprocess.Process, exited: asyncio.Future[int], stop_timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``stop_timeout`` seconds, as ``docker stop``."""
     if exited.done():
-        code = exited.result()
-        logger.warning("service process %d exited with status %d", child.pid, code)
-        return _exit_status(code)
+        return
     logger.info("stopping service process %d", child.pid)
     with contextlib.suppress(ProcessLookupError):
         child.terminate()
@@ -178,7 +227,6 @@ async def _supervise(
             child.kill()
         await exited
     logger.info("service process %d exited with status %s", child.pid, child.returncode)
-    return 0
 
 
 def _close_streams(engine: LocalEngine) -> None:
@@ -186,18 +234,20 @@ def _close_streams(engine: LocalEngine) -> None:
     logger.warning("SIGUSR1: closing %d open streams", count)
 
 
-def service_env(engine: LocalEngine, base: Mapping[str, str]) -> dict[str, str]:
-    """The service's environment: ``base``, then the instance's env, then the MESG_ variables.
+def service_env(engine: LocalEngine, base: Mapping[str, str], runner: int = 0) -> dict[str, str]:
+    """A service process's environment: ``base``, the instance's env, then the MESG_ variables
+    of runner number ``runner`` (see ``Deployment.mesg_env``).
 
     Instance values win over ``base`` even when empty, as in the engine's container, where
     an empty ``PUSHER_APP_ID=`` means "not configured".
     """
-    env = dict(base)
+    # What the engine sets replaces, never mixes with, what the caller's shell had: a leftover
+    # MESG_TOKEN next to a G3 set would be a contradictory set the service refuses.
+    env = {key: value for key, value in base.items() if key not in ENGINE_VARIABLES}
     for item in engine.env:
         key, _, value = item.partition("=")
         env[key] = value
-    env["MESG_ENDPOINT"] = engine.endpoint
-    env["MESG_TOKEN"] = engine.token
+    env.update(engine.deployment.mesg_env(runner))
     return env
 
 

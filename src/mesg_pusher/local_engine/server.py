@@ -1,4 +1,9 @@
-"""Start a local engine on a port, with the service deployed and one instance running."""
+"""Start a local engine on a port, with the service deployed and one instance running.
+
+The generation decides what the service side sees: G1 as engine v0.16; G2 adds runners and
+picks an executor among them for each execution; G3 also adds the runner API with its
+Register signature and tokens (see ``runners`` and ``signature``).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,10 @@ import grpc
 
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.definition import ServiceDefinition, load_definition
+from mesg_pusher.local_engine.deployment import GENERATIONS, Deployment
 from mesg_pusher.local_engine.loader import create_service_request
-from mesg_pusher.local_engine.servicers import generic_handlers
+from mesg_pusher.local_engine.runners import RunnerRegistry
+from mesg_pusher.local_engine.servicers import generic_handlers, runner_handlers
 from mesg_pusher.local_engine.state import (
     DEFAULT_MAX_FINISHED_EXECUTIONS,
     DEFAULT_QUEUE_SIZE,
@@ -49,11 +56,26 @@ class LocalEngine:
     definition: ServiceDefinition
     server: grpc.aio.Server
     journal: ExecutionJournal | None = None
+    generation: str = "g1"
+    registry: RunnerRegistry | None = None
 
     @property
     def token(self) -> str:
         """Base58 of the instance hash, the service's ``MESG_TOKEN``."""
         return b58encode(self.instance_hash)
+
+    @property
+    def deployment(self) -> Deployment:
+        """What its service processes are told (the READY line, their ``MESG_*`` variables)."""
+        registry = self.registry
+        return Deployment(
+            generation=self.generation,
+            endpoint=self.endpoint,
+            service_hash=self.service_hash,
+            instance_hash=self.instance_hash,
+            env_hash=registry.env_hash if registry is not None else b"",
+            runners=registry.runners if registry is not None else (),
+        )
 
     @property
     def env(self) -> tuple[str, ...]:
@@ -90,6 +112,9 @@ async def start_engine(
     queue_size: int = DEFAULT_QUEUE_SIZE,
     max_finished_executions: int = DEFAULT_MAX_FINISHED_EXECUTIONS,
     state_file: str | os.PathLike[str] | None = None,
+    generation: str = "g1",
+    runners: int = 1,
+    key_seed: bytes = b"",
 ) -> LocalEngine:
     """Serve mesg.api on ``host:port`` (0 picks a free port) and deploy ``definition``.
 
@@ -100,12 +125,32 @@ async def start_engine(
     With ``state_file``, executions survive a restart as in the real engine: the file's
     journal is replayed (executions of this instance come back InProgress, Completed or
     Failed) and every Create and Update is appended to it. Without it, all is in memory.
+
+    ``generation`` g2 or g3 gives the instance ``runners`` runners (one per emulated engine
+    node); g3 signs each runner's Register with its node's key, derived from ``key_seed`` so
+    that a restarted engine with the same seed accepts the same signatures. Tokens are never
+    kept: a restart forgets them, as the real engine does.
     """
+    if generation not in GENERATIONS:
+        raise ValueError(f"unknown engine generation {generation!r}: use one of {', '.join(GENERATIONS)}")
+    if generation == "g1" and runners != 1:
+        raise ValueError("engine v0.16 (g1) has no runners: an instance runs as one process")
     if not isinstance(definition, ServiceDefinition):
         definition = load_definition(definition)
     state = EngineState(queue_size=queue_size, max_finished_executions=max_finished_executions)
     service_hash = state.create_service(create_service_request(definition))
     instance_hash = state.create_instance(service_hash, env)
+    registry = None
+    if generation != "g1":
+        registry = RunnerRegistry(
+            service_hash,
+            instance_hash,
+            state.instance_env(instance_hash),
+            runners,
+            key_seed=key_seed,
+            signed=generation == "g3",
+        )
+        state.set_runners(instance_hash, registry.hashes)
     journal = None
     if state_file is not None:
         journal = ExecutionJournal(state_file)
@@ -114,7 +159,9 @@ async def start_engine(
 
     host = host.strip("[]")
     server = grpc.aio.server(options=_SERVER_OPTIONS)
-    server.add_generic_rpc_handlers(generic_handlers(state))
+    server.add_generic_rpc_handlers(generic_handlers(state, runner_api=generation == "g3"))
+    if generation == "g3" and registry is not None:
+        server.add_generic_rpc_handlers(runner_handlers(state, registry))
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)
@@ -137,6 +184,8 @@ async def start_engine(
         definition=definition,
         server=server,
         journal=journal,
+        generation=generation,
+        registry=registry,
     )
 
 

@@ -1,4 +1,6 @@
-"""gRPC method handlers for mesg.api.{Execution,Event,Service,Instance} over an EngineState.
+"""gRPC method handlers for mesg.api.{Execution,Event,Service,Instance} over an EngineState,
+and for G3's mesg.grpc.orchestrator.Runner/Register and mesg.grpc.runner.Runner over a
+``RunnerRegistry``.
 
 The handlers are registered by full method name (``/mesg.api.Execution/Stream``...) rather
 than through the generated ``add_*Servicer_to_server`` helpers, so that streams and
@@ -6,6 +8,11 @@ than through the generated ``add_*Servicer_to_server`` helpers, so that streams 
 answered with its status code and the engine's message; see ``state`` for the codes.
 A stream sends header metadata ``status: ready`` once its subscription is registered, and a
 stream that falls ``queue_size`` messages behind is ended with RESOURCE_EXHAUSTED.
+
+Under G3 the engine has no ``mesg.api.Execution/Update`` nor ``mesg.api.Event/Create``: a
+service can only answer through the runner API, so they are left out (UNIMPLEMENTED). The
+application side (Create, Get, Stream, Service, Instance) stays as in G1: the local engine's
+``Application`` is the one way tests and the demo act as an application, whatever the generation.
 """
 
 from __future__ import annotations
@@ -20,7 +27,11 @@ from mesg_pusher._proto.mesg.api import event_pb2 as api_event_pb2
 from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution_pb2
 from mesg_pusher._proto.mesg.api import instance_pb2 as api_instance_pb2
 from mesg_pusher._proto.mesg.api import service_pb2 as api_service_pb2
+from mesg_pusher._proto.mesg.grpc.orchestrator import runner_pb2 as orchestrator_pb2
+from mesg_pusher._proto.mesg.grpc.runner import runner_pb2
+from mesg_pusher.local_engine.runners import REQUEST_SIGNATURE, RunnerRegistry
 from mesg_pusher.local_engine.state import (
+    IN_PROGRESS,
     EngineState,
     EventFilter,
     ExecutionFilter,
@@ -30,7 +41,7 @@ from mesg_pusher.local_engine.state import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["READY_METADATA", "generic_handlers"]
+__all__ = ["READY_METADATA", "generic_handlers", "runner_handlers"]
 
 #: Header metadata a stream sends once it is subscribed; clients wait for it.
 READY_METADATA = (("status", "ready"),)
@@ -39,8 +50,11 @@ _Request = TypeVar("_Request")
 _F = TypeVar("_F", ExecutionFilter, EventFilter)
 
 
-def generic_handlers(state: EngineState) -> tuple[grpc.GenericRpcHandler, ...]:
-    """The four mesg.api services, ready for ``server.add_generic_rpc_handlers``."""
+def generic_handlers(state: EngineState, *, runner_api: bool = False) -> tuple[grpc.GenericRpcHandler, ...]:
+    """The four mesg.api services, ready for ``server.add_generic_rpc_handlers``.
+
+    ``runner_api`` (G3): without the two methods only a service would call.
+    """
 
     def update_execution(
         request: api_execution_pb2.UpdateExecutionRequest,
@@ -115,12 +129,71 @@ def generic_handlers(state: EngineState) -> tuple[grpc.GenericRpcHandler, ...]:
         ),
         "Delete": _unary(api_instance_pb2.DeleteInstanceRequest, delete_instance),
     }
+    if runner_api:
+        del execution["Update"], event["Create"]
     return (
         grpc.method_handlers_generic_handler("mesg.api.Execution", execution),
         grpc.method_handlers_generic_handler("mesg.api.Event", event),
         grpc.method_handlers_generic_handler("mesg.api.Service", service),
         grpc.method_handlers_generic_handler("mesg.api.Instance", instance),
     )
+
+
+def runner_handlers(state: EngineState, registry: RunnerRegistry) -> tuple[grpc.GenericRpcHandler, ...]:
+    """G3: ``mesg.grpc.orchestrator.Runner/Register`` and the token-checked ``mesg.grpc.runner.Runner``.
+
+    Every refusal is answered with code UNKNOWN, as the engine does (a Go error through gRPC).
+    """
+
+    def register(
+        request: orchestrator_pb2.RunnerRegisterRequest, metadata: _Metadata
+    ) -> orchestrator_pb2.RunnerRegisterResponse:
+        signature = next((v for k, v in metadata if k == REQUEST_SIGNATURE), None)
+        token = registry.register(
+            signature if isinstance(signature, str) else None, request.serviceHash, request.envHash
+        )
+        return orchestrator_pb2.RunnerRegisterResponse(token=token)
+
+    def result(request: runner_pb2.ResultRequest, metadata: _Metadata) -> runner_pb2.ResultResponse:
+        state.submit_result(registry.authorize(metadata), request)
+        return runner_pb2.ResultResponse()
+
+    def event(request: runner_pb2.EventRequest, metadata: _Metadata) -> runner_pb2.EventResponse:
+        registry.authorize(metadata)
+        state.create_event(
+            api_event_pb2.CreateEventRequest(
+                instanceHash=registry.instance_hash, key=request.key, data=request.data
+            )
+        )
+        return runner_pb2.EventResponse()
+
+    def subscribe(request: runner_pb2.ExecutionRequest, metadata: _Metadata) -> Subscription[ExecutionFilter]:
+        # Checked once, when the stream opens: like the engine, a token deleted later (by a
+        # restart or another Register) does not end a stream already open.
+        runner = registry.authorize(metadata)
+        return state.subscribe_executions(
+            ExecutionFilter(statuses=frozenset({IN_PROGRESS}), executor_hash=runner)
+        )
+
+    return (
+        grpc.method_handlers_generic_handler(
+            "mesg.grpc.orchestrator.Runner",
+            {"Register": _unary(orchestrator_pb2.RunnerRegisterRequest, register, metadata=True)},
+        ),
+        grpc.method_handlers_generic_handler(
+            "mesg.grpc.runner.Runner",
+            {
+                "Execution": _stream(
+                    runner_pb2.ExecutionRequest, subscribe, state.unsubscribe_executions, metadata=True
+                ),
+                "Result": _unary(runner_pb2.ResultRequest, result, metadata=True),
+                "Event": _unary(runner_pb2.EventRequest, event, metadata=True),
+            },
+        ),
+    )
+
+
+_Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 def _raw(payload: bytes) -> bytes:
@@ -133,17 +206,23 @@ def _serialize(message: Any) -> bytes:
 
 def _unary(
     request_type: type[_Request],
-    behaviour: Callable[[_Request], Any],
+    behaviour: Callable[..., Any],
     *,
     serialized: bool = False,
+    metadata: bool = False,
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    """A unary handler answering ``behaviour(request)``; ``serialized`` if it returns bytes."""
+    """A unary handler answering ``behaviour(request)``; ``serialized`` if it returns bytes.
+
+    ``metadata`` (the G3 API): ``behaviour(request, metadata)``, and refusals are UNKNOWN.
+    """
 
     async def handle(request: _Request, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
+            if metadata:
+                return behaviour(request, tuple(context.invocation_metadata() or ()))
             return behaviour(request)
         except LocalEngineError as exc:
-            await context.abort(exc.code, exc.message)
+            await context.abort(grpc.StatusCode.UNKNOWN if metadata else exc.code, exc.message)
 
     return grpc.unary_unary_rpc_method_handler(
         handle,
@@ -154,13 +233,21 @@ def _unary(
 
 def _stream(
     request_type: type[_Request],
-    subscribe: Callable[[_Request], Subscription[_F]],
+    subscribe: Callable[..., Subscription[_F]],
     unsubscribe: Callable[[Subscription[_F]], None],
+    *,
+    metadata: bool = False,
 ) -> grpc.RpcMethodHandler[Any, Any]:
     """A server-stream handler: subscribe, say ready, then relay the queue until cancelled."""
 
     async def handle(request: _Request, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
-        subscription = subscribe(request)
+        if metadata:
+            try:
+                subscription = subscribe(request, tuple(context.invocation_metadata() or ()))
+            except LocalEngineError as exc:
+                await context.abort(grpc.StatusCode.UNKNOWN, exc.message)
+        else:
+            subscription = subscribe(request)
         try:
             await context.send_initial_metadata(READY_METADATA)
             queue = subscription.queue

@@ -9,8 +9,10 @@ code the servicers answer with:
   an Update without a result.
 - ``FAILED_PRECONDITION``: an Update of an execution that is not InProgress.
 - ``ALREADY_EXISTS``: creating a service or instance that is already there.
+- ``PERMISSION_DENIED``: a G3 Result from a runner that is not the execution's executor.
 
-(The real engine v0.16 answers all of these with code UNKNOWN; only the texts are faithful.)
+(The real engine answers all of these with code UNKNOWN; only the texts are faithful. The G3
+runner API answers UNKNOWN as the engine does, so a service must go by the text there.)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import itertools
 import logging
 import os
+import random
 import struct
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -31,6 +34,7 @@ import grpc
 from mesg_pusher._proto.mesg.api import event_pb2 as api_event_pb2
 from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution_pb2
 from mesg_pusher._proto.mesg.api import service_pb2 as api_service_pb2
+from mesg_pusher._proto.mesg.grpc.runner import runner_pb2
 from mesg_pusher._proto.mesg.types import event_pb2 as types_event_pb2
 from mesg_pusher._proto.mesg.types import execution_pb2 as types_execution_pb2
 from mesg_pusher._proto.mesg.types import instance_pb2 as types_instance_pb2
@@ -87,6 +91,8 @@ class ExecutionFilter:
     instance_hash: bytes = b""
     task_key: str = ""
     tags: tuple[str, ...] = ()
+    #: G2 (v0.17+) and G3's runner stream: only the executions this runner is the executor of.
+    executor_hash: bytes = b""
 
     @classmethod
     def from_proto(cls, message: api_execution_pb2.StreamExecutionRequest.Filter) -> ExecutionFilter:
@@ -96,12 +102,22 @@ class ExecutionFilter:
             instance_hash=message.instanceHash,
             task_key="" if task_key == "*" else task_key,
             tags=tuple(message.tags),
+            executor_hash=message.executorHash,
         )
 
-    def matches(self, status: int, instance_hash: bytes, task_key: str, tags: Sequence[str]) -> bool:
+    def matches(
+        self,
+        status: int,
+        instance_hash: bytes,
+        task_key: str,
+        tags: Sequence[str],
+        executor_hash: bytes = b"",
+    ) -> bool:
         if self.statuses and status not in self.statuses:
             return False
         if self.instance_hash and self.instance_hash != instance_hash:
+            return False
+        if self.executor_hash and self.executor_hash != executor_hash:
             return False
         if self.task_key and self.task_key != task_key:
             return False
@@ -255,6 +271,9 @@ class EngineState:
         self._salt = os.urandom(16)
         self._counter = itertools.count(1)
         self._journal: ExecutionJournal | None = None
+        # G2/G3: each instance's runners; an execution's executor is one of them, at random.
+        self._runners: dict[bytes, tuple[bytes, ...]] = {}
+        self._random = random.Random()
 
     # --- persistence --------------------------------------------------------------------
 
@@ -348,6 +367,11 @@ class EngineState:
         self._instances[instance_hash] = _Instance(message, service, merged)
         return instance_hash
 
+    def set_runners(self, instance_hash: bytes, runners: Sequence[bytes]) -> None:
+        """The runners of an instance (G2, G3): each new execution gets one of them as executor."""
+        self._instance(instance_hash)
+        self._runners[instance_hash] = tuple(runners)
+
     def get_instance(self, instance_hash: bytes) -> types_instance_pb2.Instance:
         return self._instance(instance_hash).message
 
@@ -398,6 +422,10 @@ class EngineState:
             inputs=request.inputs,
             tags=request.tags,
         )
+        runners = self._runners.get(request.instanceHash)
+        if runners:
+            # As the engine when the creator names no executor: any runner of the instance.
+            message.executorHash = self._random.choice(runners)
         record = _Execution(message, definition.name, task)
         self._executions[execution_hash] = record
         payload = self._publish_execution(record)
@@ -446,6 +474,31 @@ class EngineState:
             self._journal.append(payload)
         self._retire(request.hash, message.status, payload)
 
+    def submit_result(self, runner: bytes, request: runner_pb2.ResultRequest) -> None:
+        """G3's Runner.Result: only the execution's executor may finish it, then as Update.
+
+        The engine looks the execution up first (unknown: refused), then compares executors,
+        with the texts of server/grpc/runner/runner.go.
+        """
+        finished = self._finished.get(request.executionHash)
+        if finished is not None:
+            executor = types_execution_pb2.Execution.FromString(finished[1]).executorHash
+        else:
+            executor = self._execution(request.executionHash).message.executorHash
+        if executor != runner:
+            raise LocalEngineError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this runner ({go_quote(b58encode(runner))}) is not authorized to submit the result "
+                f"of this execution, the executor should be {go_quote(b58encode(executor))}",
+            )
+        update = api_execution_pb2.UpdateExecutionRequest(hash=request.executionHash)
+        result = request.WhichOneof("result")
+        if result == "outputs":
+            update.outputs.CopyFrom(request.outputs)
+        elif result == "error":
+            update.error = request.error
+        self.update_execution(update)
+
     def _execution(self, execution_hash: bytes) -> _Execution:
         try:
             return self._executions[execution_hash]
@@ -486,10 +539,11 @@ class EngineState:
         instance_hash = message.instanceHash
         task_key = message.taskKey
         tags = record.tags
+        executor = message.executorHash
         payload: bytes | None = None
         dropped = False
         for subscription in subscriptions:
-            if subscription.filter.matches(status, instance_hash, task_key, tags):
+            if subscription.filter.matches(status, instance_hash, task_key, tags, executor):
                 if payload is None:
                     payload = message.SerializeToString()
                 dropped |= not _deliver(subscription, payload)

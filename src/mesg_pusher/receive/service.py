@@ -25,6 +25,7 @@ class Receiving:
         self, engine: EngineClient, pusher_settings: PusherSettings, settings: ReceiveSettings
     ) -> None:
         self.settings = settings
+        self._engine = engine
         self.emitter = Emitter(engine)
         self.listener = Listener(self.emitter, settings, ssl_context=pusher_settings.ssl_context)
         self.webhook: WebhookServer | None = None
@@ -41,6 +42,13 @@ class Receiving:
         """Start what the environment asks for; a failure is logged, not fatal to the tasks."""
         self.emitter.start()
         if self.settings.subscribe and (options := self._options("PUSHER_SUBSCRIBE")) is not None:
+            if self._engine.generation != "g1":
+                # Each runner is its own process with the instance's env: each one listens.
+                logger.info(
+                    "PUSHER_SUBSCRIBE: this runner listens; with several runners of this instance "
+                    "(several engine nodes), each listens, so each Pusher event becomes one "
+                    "'received' event per runner"
+                )
             self.listener.start(options, self.settings.subscribe)
         port = self.settings.webhook_port
         if port is not None and (options := self._options("the webhook endpoint")) is not None:

@@ -1,0 +1,89 @@
+"""Fixtures of the conformance checks: the installed service, the emulated engine, soketi."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from mesg_pusher.harness.soketi import Soketi
+from tests.conformance.emulation import EmulatedEngine, Node
+from tests.conformance.installed import (
+    InstalledService,
+    build_wheel,
+    definition_json,
+    install,
+    installed_definition,
+)
+
+EngineFactory = Callable[..., EmulatedEngine]
+ServiceFactory = Callable[..., InstalledService]
+
+
+@pytest.fixture(scope="session")
+def installed_service() -> Iterator[Path]:
+    """The ``mesg-pusher`` entry point of this checkout installed from its wheel (~30-60 s once).
+
+    ``CONFORMANCE_SERVICE=/path/to/bin/mesg-pusher`` checks that installation instead, as it is
+    (another release, or a deliberately broken copy to see the checks fail).
+    """
+    given = os.environ.get("CONFORMANCE_SERVICE")
+    if given:
+        yield Path(given)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="conformance-install-"))
+    keep = os.environ.get("CONFORMANCE_VENV")
+    try:
+        wheel = build_wheel(workdir)
+        yield install(Path(keep) if keep else workdir / "venv", wheel)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def service_definition(installed_service: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The installed mesg.yml's tasks and events, as JSON for engine.js."""
+    return definition_json(
+        installed_definition(installed_service), tmp_path_factory.mktemp("def") / "service.json"
+    )
+
+
+@pytest.fixture
+def engine_factory(service_definition: Path) -> Iterator[EngineFactory]:
+    """``engine_factory("g3", nodes=2)`` starts engine.js; every one is stopped at teardown."""
+    started: list[EmulatedEngine] = []
+
+    def make(generation: str, nodes: int = 1) -> EmulatedEngine:
+        engine = EmulatedEngine(generation, nodes, service_definition)
+        started.append(engine)
+        return engine.start()
+
+    yield make
+    for engine in reversed(started):
+        engine.stop()
+
+
+@pytest.fixture
+def service_factory(installed_service: Path, soketi: Soketi) -> Iterator[ServiceFactory]:
+    """``service_factory(node)`` starts the installed service with the variables the engine sets
+    for that node (less ``without``), plus PUSHER_* of the shared soketi; every one is stopped at
+    teardown."""
+    started: list[InstalledService] = []
+
+    def make(
+        node: Node, env: Mapping[str, str] | None = None, rogue: bool = False, without: Sequence[str] = ()
+    ) -> InstalledService:
+        variables = {**soketi.pusher_env(), **(node.rogue_env if rogue else node.env), **(env or {})}
+        variables = {k: v for k, v in variables.items() if k not in without}
+        service = InstalledService(installed_service, variables, name=f"service-node{node.index}")
+        started.append(service)
+        service.start()
+        return service
+
+    yield make
+    for service in reversed(started):
+        service.stop()
