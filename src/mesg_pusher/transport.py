@@ -91,11 +91,21 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: Request) -> Any:
-        """Send a signed SDK request; the decoded JSON answer or one of our errors."""
+    @property
+    def where(self) -> str:
+        """``host:port`` of Pusher, for error messages."""
+        return self._where
+
+    async def send(self, request: Request, deadline: float | None = None) -> Any:
+        """Send a signed SDK request; the decoded JSON answer or one of our errors.
+
+        ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
+        began waiting for Pusher earlier, e.g. queued behind other calls.
+        """
         session = self._session or self._open()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.timeout
+        if deadline is None:
+            deadline = loop.time() + self.options.timeout
         is_write = request.method != "GET"
         url = request.base_url + request.signed_path
         attempt = 0

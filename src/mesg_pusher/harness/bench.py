@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import sys
 import time
@@ -31,6 +32,7 @@ from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application
 
 SWEEP = (1, 4, 16, 64)
+COALESCED = re.compile(r"coalescing: (\d+) triggers sent in (\d+) calls")
 
 
 @dataclass
@@ -218,7 +220,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     body: Callable[[ServiceProcess], Awaitable[None]],
                     argv: list[str] | None = None,
                     env: dict[str, str] | None = None,
-                ) -> None:
+                ) -> ServiceProcess:
                     service = ServiceProcess(engine, env=env, module=module, argv=argv).start_ready()
                     try:
                         await body(service)
@@ -226,6 +228,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         code = service.stop()
                         if code != 0:
                             raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
+                    return service
 
                 # Phases without a subscriber (floor, ceiling, original-style baseline), kept raw
                 # until the end: the ceiling runs in two halves, before and after the service,
@@ -348,7 +351,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                             for coalesce in args.sweep_coalesce:
                                 for source, source_env in sources:
                                     env = {**source_env, **port, "PUSHER_COALESCE": str(coalesce).lower()}
-                                    await phase("mesg_pusher", sweep_body(source, rtt_ms, coalesce), env=env)
+                                    service = await phase(
+                                        "mesg_pusher", sweep_body(source, rtt_ms, coalesce), env=env
+                                    )
+                                    if match := COALESCED.search(service.log()):
+                                        events, calls = map(int, match.groups())
+                                        figures.setdefault("events_per_call", {})[
+                                            f"{source}, {rtt_ms:g} ms"
+                                        ] = round(events / calls, 2)
                         finally:
                             if relay is not None:
                                 await relay.stop()
@@ -490,7 +500,8 @@ def report(f: dict[str, Any]) -> str:
     if "ratios" not in f:  # --sweep-only
         errors = [f"error: {e}" for row in f.get("sweep", []) for e in row.get("errors", [])]
         delivered = f"sweep delivered/created: {f.get('sweep_delivered', 0)}/{f.get('sweep_created', 0)}"
-        return "\n".join([*lines, sweep_table(f.get("sweep", [])), delivered, *errors])
+        per_call = f"trigger events per call, coalescing on (all levels): {f.get('events_per_call', {})}"
+        return "\n".join([*lines, sweep_table(f.get("sweep", [])), delivered, per_call, *errors])
     rows = [
         ("floor (read + Update), 64 in flight", f["floor"]),
         ("ceiling, 64 in flight", f["ceiling"]),
@@ -524,6 +535,7 @@ def report(f: dict[str, Any]) -> str:
     lines += [f"{k}: {v}" for k, v in f["ratios"].items()]
     if "sweep" in f:
         lines += ["", "concurrency sweep (trigger, one channel):", sweep_table(f["sweep"])]
+        lines.append(f"trigger events per call, coalescing on (all levels): {f.get('events_per_call', {})}")
     for row in (
         f["floor"],
         f["ceiling"],
