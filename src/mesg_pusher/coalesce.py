@@ -1,21 +1,26 @@
 """Concurrent single-channel triggers to one app: each goes at once, batched only when it must wait.
 
 Under load, many ``trigger`` executions for the same app are in flight at once, and each HTTP
-call costs far more CPU than the event it carries. A lane per option set lets up to
-``CALLS_PER_APP`` calls run at a time. While a call could go now, an event goes now, on its own,
-as ``trigger`` would: it never waits for another call to finish. Only once the cap is reached
-do events queue, and each call that ends takes what is waiting, up to 10 events (Pusher's batch
-limit), in one ``batch_events`` call. There is no linger: with Pusher 50 ms away, holding an
-event for a fuller batch costs a round trip, and on loopback the queue fills by itself once the
-process is saturated (calls take longer, so more events wait for each one).
+call costs far more CPU than the event it carries. A lane per option set sends what is ready
+on the next pass of the event loop (no timer): one event alone as ``trigger``, several that
+became ready together in one ``batch_events`` call (up to 10, Pusher's batch limit). Up to
+``CALLS_PER_APP`` calls run at once, so an event never waits for another call to end while
+the cap allows one more; once the cap is reached, events wait, and each call that ends takes
+what is waiting. There is no linger: with Pusher 50 ms away, holding an event for a fuller
+batch would cost it a round trip.
 
-The cap was picked by measurement (README, "Benchmark"): it must be at least the common
-concurrency (16 in flight all go at once against a distant Pusher), and small enough that a
-saturated process on loopback batches several events per call.
+One exception, for a Pusher next door: when Pusher answers within ``SHORT_CALL`` (10 ms; a
+moving average kept by the transport), waiting for the call in flight costs less than that, and sending
+each event alone costs the CPU the process needs for the next ones; then a lane runs one call
+at a time, plus one more for each full batch waiting. On loopback under load this is what
+keeps several events per call.
+
+The cap (16) is the smallest that lets 16 triggers in flight each leave at once against a
+distant Pusher; figures in README.md, "Benchmark".
 
 Every execution ends within its ``PUSHER_TIMEOUT`` of when it began waiting for Pusher, queued
-or not: a queued event whose time runs out is failed with a timeout error (it was never sent),
-and a batch call is given only the time its oldest event has left.
+or not: a queued event waits only for calls that began before it (so end before its own time
+is up), and the call it then leaves in is given only the time its oldest event has left.
 
 Every execution still gets its own exact result. Pusher validates a batch as a whole, so when
 it refuses one (a 4xx naming bad content) nothing was published, and the events are sent again
@@ -39,9 +44,8 @@ from mesg_pusher.pusher_client import sdk_errors
 from mesg_pusher.transport import Transport
 
 MAX_BATCH = 10
-CALLS_PER_APP = int(__import__("os").environ.get("COALESCE_CALLS", "16"))  # TEMP: measuring
-SATURATED_CALLS = int(__import__("os").environ.get("COALESCE_SAT_CALLS", "2"))  # TEMP: measuring
-SATURATION_LAG = float(__import__("os").environ.get("COALESCE_SAT_LAG_MS", "2")) / 1000  # TEMP: measuring
+CALLS_PER_APP = 16
+SHORT_CALL = 0.010
 # Statuses that refuse a batch for what is in it; anything else is the same for each event.
 CONTENT_REFUSALS = frozenset({400, 413})
 
@@ -72,13 +76,11 @@ class Coalescer:
         self,
         max_batch: int = MAX_BATCH,
         calls_per_app: int = CALLS_PER_APP,
-        saturated_calls: int = SATURATED_CALLS,
-        saturation_lag: float = SATURATION_LAG,
+        short_call: float = SHORT_CALL,
     ) -> None:
         self._max_batch = max_batch
         self._calls_per_app = calls_per_app
-        self._saturated_calls = saturated_calls
-        self._saturation_lag = saturation_lag
+        self._short_call = short_call
         self._lanes: dict[PusherOptions, _Lane] = {}
         self._draining: set[asyncio.Task[None]] = set()
         self.calls = 0
@@ -99,18 +101,23 @@ class Coalescer:
             # Sent once the events that are ready now have all been seen: the next pass of the
             # event loop, no timer.
             lane.flushing = True
-            loop.call_soon(self._flush, options, lane, loop.time())
+            loop.call_soon(self._flush, options, lane)
         await done
 
-    def _flush(self, options: PusherOptions, lane: _Lane, scheduled: float) -> None:
+    def _flush(self, options: PusherOptions, lane: _Lane) -> None:
         """Send what waits, in as many calls as the cap allows; the rest waits for a call to end."""
         lane.flushing = False
         loop = asyncio.get_running_loop()
-        # A flush that ran late means the process has more to do than CPU to do it: then the
-        # events wait for a call to end, and leave together, rather than each paying a call.
-        saturated = loop.time() - scheduled > self._saturation_lag
-        cap = self._saturated_calls if saturated else self._calls_per_app
-        while lane.calls < cap and (batch := self._take(lane)):
+        # When calls are short (a Pusher next door), waiting for the one in flight costs less
+        # than SHORT_CALL and saves a call per event: one call at a time, plus one per full batch.
+        answer_time = lane.transport.answer_time
+        short = answer_time is not None and answer_time < self._short_call
+        while lane.calls < self._calls_per_app and lane.queue:
+            if short and lane.calls and len(lane.queue) < self._max_batch:
+                break
+            batch = self._take(lane)
+            if not batch:
+                break
             lane.calls += 1
             task = loop.create_task(self._drain(options, lane, batch))
             self._draining.add(task)

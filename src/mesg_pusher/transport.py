@@ -72,6 +72,8 @@ class Transport:
         self._ssl = ssl_context if options.use_tls else False
         self._session: aiohttp.ClientSession | None = None
         self._where = f"{options.host}:{options.port or (443 if options.use_tls else 80)}"
+        # How long Pusher took to answer lately (moving average, seconds), once it has answered.
+        self.answer_time: float | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -114,6 +116,7 @@ class Transport:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise PusherUnreachable(unreachable)
+            began = loop.time()
             try:
                 async with session.request(
                     request.method,
@@ -178,6 +181,8 @@ class Transport:
                 raise PusherUnreachable(
                     f"request to Pusher at {self._where} failed: {type(exc).__name__}"
                 ) from None
+            took = loop.time() - began
+            self.answer_time = took if self.answer_time is None else 0.8 * self.answer_time + 0.2 * took
             if status == 407 and self.options.proxy:
                 # A plain-http request through a proxy that wants (other) credentials.
                 raise self._proxy_refused(status, "Proxy Authentication Required")

@@ -183,3 +183,18 @@ async def test_a_batch_sent_late_is_given_only_the_time_its_oldest_event_has_lef
         assert isinstance(error, PusherUnknownOutcome) and "no answer from Pusher" in str(error)
         assert 0.95 < elapsed < 1.0 + 0.3, ends  # 1 s from when it began waiting, not 0.55 + 1
     assert len(coalescer) == 0
+
+
+async def test_when_calls_are_short_events_wait_for_the_call_in_flight(
+    http_server: Any, make_client: Any
+) -> None:
+    # Calls take 0.3 s, counted as short here: a lane then runs one call at a time.
+    server = await http_server(pusher_like(delay=0.3))
+    coalescer = Coalescer(short_call=1.0)
+    client, opts = make_client(server.port), options(server.port)
+    await coalescer.trigger(opts, client, event("first"))  # how long calls take: now known
+    await asyncio.gather(
+        *(later(0.05 * i, coalescer.trigger(opts, client, event(f"e{i}"))) for i in range(4))
+    )
+    assert [len(events_of(s)) for s in server.requests] == [1, 1, 3]  # e1-e3 left together
+    assert len(coalescer) == 0

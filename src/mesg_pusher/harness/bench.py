@@ -26,7 +26,7 @@ from typing import Any
 
 from mesg_pusher.harness.measure import CpuMeter, memory_kb, open_sockets
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.relay import TcpProxy
+from mesg_pusher.harness.relay import RelayProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application
@@ -345,7 +345,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     if args.compare_src:
                         sources.append(("compare", {"PYTHONPATH": str(Path(args.compare_src).resolve())}))
                     for rtt_ms in args.rtt_ms:
-                        relay = await TcpProxy(soketi.port, delay=rtt_ms / 1000).start() if rtt_ms else None
+                        relay = RelayProcess(soketi.port, rtt_ms) if rtt_ms else None
+                        if relay is not None:
+                            relay.start()
                         port = {"PUSHER_PORT": str(relay.port)} if relay is not None else {}
                         try:
                             for coalesce in args.sweep_coalesce:
@@ -361,7 +363,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                                         ] = round(events / calls, 2)
                         finally:
                             if relay is not None:
-                                await relay.stop()
+                                relay.stop()
 
                 if args.sweep_only:
                     await sweeps()
@@ -374,9 +376,15 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 sdk = [sdk_serial(soketi, first_sdk, channel)]
                 await phase("mesg_pusher", service_phase)
                 if args.compare_src:
+                    compare = measured("compare", args.executions)
+
+                    async def compare_phase(service: ServiceProcess) -> None:
+                        await compare(service)
+                        figures["compare_other_tasks"] = await other_tasks(app, instance, channel, args)
+
                     await phase(
                         "mesg_pusher",
-                        measured("compare", args.executions),
+                        compare_phase,
                         env={"PYTHONPATH": str(Path(args.compare_src).resolve())},
                     )
                 if args.sweep:
@@ -512,10 +520,8 @@ def report(f: dict[str, Any]) -> str:
         *([("compare service, 64 in flight", f["compare"])] if "compare" in f else []),
         ("raw SDK, serial", f["sdk_serial"]),
     ]
-    rows += [
-        (f"{k}, 64 in flight", v)
-        for k, v in f["service"].get("other_tasks", f.get("other_tasks", {})).items()
-    ]
+    rows += [(f"{k}, 64 in flight", v) for k, v in f["other_tasks"].items()]
+    rows += [(f"compare {k}, 64", v) for k, v in f.get("compare_other_tasks", {}).items()]
     lines.append(f"{'phase':36} {'exec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'cpu ms/exec':>12}")
     for name, row in rows:
         cpu = row.get("cpu_ms_per_execution", "")
@@ -543,6 +549,7 @@ def report(f: dict[str, Any]) -> str:
         f.get("original", {}),
         f.get("compare", {}),
         *f["other_tasks"].values(),
+        *f.get("compare_other_tasks", {}).values(),
         *f.get("sweep", []),
     ):
         for error in row.get("errors", []):
@@ -627,7 +634,11 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("service", "ceiling", "floor", "original", "compare")
     )
     failed += sum(row["failed"] for row in figures.get("sweep", []))
-    failed += sum(row["failed"] for row in figures.get("other_tasks", {}).values())
+    failed += sum(
+        row["failed"]
+        for key in ("other_tasks", "compare_other_tasks")
+        for row in figures.get(key, {}).values()
+    )
     if lost or failed:
         print(f"FAILED: {lost} events lost, {failed} executions failed", file=sys.stderr)
         return 1

@@ -7,10 +7,15 @@ provoke on real servers.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import signal
+import sys
+import time
 from collections import deque
 
+from mesg_pusher.harness.processes import Child, ProcessError, python_env
 from mesg_pusher.harness.soketi import free_port
 
 
@@ -112,3 +117,49 @@ class TcpProxy:
         self._writers -= {client_writer, server_writer}
         with contextlib.suppress(ValueError):
             self._live.remove(flags)
+
+
+class RelayProcess(Child):
+    """``TcpProxy`` in a child process, listening on a free loopback port once ``start()`` returns."""
+
+    def __init__(self, target_port: int, delay_ms: float) -> None:
+        self.port = free_port()
+        argv = [sys.executable, "-m", "mesg_pusher.harness.relay", "--target-port", str(target_port)]
+        argv += ["--delay-ms", f"{delay_ms:g}", "--port", str(self.port)]
+        super().__init__("relay", argv, python_env())
+
+    def start(self, stdout: int | None = None, timeout: float = 20.0) -> None:
+        super().start(stdout)
+        deadline = time.monotonic() + timeout
+        while "READY" not in self.log():
+            if not self.running or time.monotonic() > deadline:
+                self.kill()
+                raise ProcessError(f"relay did not start:\n{self.log()[-2000:]}")
+            time.sleep(0.05)
+
+
+async def _serve(target_port: int, delay: float, port: int) -> None:
+    relay = await TcpProxy(target_port, delay, port).start()
+    print(f"READY port={relay.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await relay.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mesg_pusher.harness.relay``: the relay in its own process (the bench's distant
+    Pusher), so relaying costs neither the load generator's CPU nor the service's."""
+    parser = argparse.ArgumentParser(prog="python -m mesg_pusher.harness.relay")
+    parser.add_argument("--target-port", type=int, required=True, help="loopback port to relay to")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="added per round trip")
+    parser.add_argument("--port", type=int, default=0, help="loopback port to listen on (0: a free one)")
+    args = parser.parse_args(argv)
+    asyncio.run(_serve(args.target_port, args.delay_ms / 1000, args.port or free_port()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
