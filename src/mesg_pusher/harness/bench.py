@@ -300,7 +300,10 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         figures["service_1"] = summary(one)
                         figures["delivered"] = counter.received
                         figures["created"] = expected
-                        figures["other_tasks"] = await other_tasks(app, instance, channel, args)
+                        figures["other_tasks"] = {
+                            k: summary(v)
+                            for k, v in (await other_tasks(app, instance, channel, args)).items()
+                        }
 
                 def sweep_body(
                     source: str, rtt_ms: float, coalesce: bool
@@ -374,19 +377,27 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 await phase("mesg_pusher.harness.floor", measured("floor", args.executions))
                 await phase("mesg_pusher.harness.ceiling", measured("ceiling", first, first_1))
                 sdk = [sdk_serial(soketi, first_sdk, channel)]
+                # The compared source, like the ceiling, half before and half after the service.
+                compare_others: list[dict[str, Run]] = []
+
+                async def compare_half(executions: int) -> None:
+                    compare = measured("compare", executions)
+
+                    async def body(service: ServiceProcess) -> None:
+                        await compare(service)
+                        compare_others.append(await other_tasks(app, instance, channel, args, 0.5))
+
+                    env = {"PYTHONPATH": str(Path(args.compare_src).resolve())}
+                    await phase("mesg_pusher", body, env=env)
+
+                if args.compare_src:
+                    await compare_half(first)
                 await phase("mesg_pusher", service_phase)
                 if args.compare_src:
-                    compare = measured("compare", args.executions)
-
-                    async def compare_phase(service: ServiceProcess) -> None:
-                        await compare(service)
-                        figures["compare_other_tasks"] = await other_tasks(app, instance, channel, args)
-
-                    await phase(
-                        "mesg_pusher",
-                        compare_phase,
-                        env={"PYTHONPATH": str(Path(args.compare_src).resolve())},
-                    )
+                    await compare_half(second)
+                    figures["compare_other_tasks"] = {
+                        k: summary(merged([part[k] for part in compare_others])) for k in compare_others[0]
+                    }
                 if args.sweep:
                     await sweeps()
                 if args.original:
@@ -416,21 +427,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def other_tasks(
-    app: Application, instance: bytes, channel: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    """Per-HTTP-call rate of the other tasks at the same concurrency."""
-    count = max(100, args.executions // 10)
+    app: Application, instance: bytes, channel: str, args: argparse.Namespace, share: float = 1.0
+) -> dict[str, Run]:
+    """Per-HTTP-call rate of the other tasks at the same concurrency (``share`` of the count)."""
+    count = max(50, int(max(100, args.executions // 10) * share))
     batch = [{"channel": channel, "name": "b", "data": {"i": i}} for i in range(10)]
     shapes: dict[str, Callable[[int], tuple[str, dict[str, Any]]]] = {
         "triggerBatch (10 events)": lambda i: ("triggerBatch", {"batch": batch}),
         "channels": lambda i: ("channels", {}),
         "channel": lambda i: ("channel", {"channel": channel, "info": "subscription_count"}),
     }
-    result = {}
-    for name, shape in shapes.items():
-        run = await load(app, instance, name, count, args.in_flight, shape)
-        result[name] = summary(run)
-    return result
+    return {
+        name: await load(app, instance, name, count, args.in_flight, shape) for name, shape in shapes.items()
+    }
 
 
 def summary(run: Run, cpu: CpuMeter | None = None) -> dict[str, Any]:
@@ -535,6 +544,11 @@ def report(f: dict[str, Any]) -> str:
         f"engine core use: {f['floor']['engine_core_use']} (floor phase), "
         f"{f['ceiling']['engine_core_use']} (ceiling phase), {s['engine_core_use']} (service phase)",
         f"ceiling exec/s before and after the service: {f['ceiling']['per_s_by_part']}",
+        *(
+            [f"compare exec/s before and after the service: {f['compare']['per_s_by_part']}"]
+            if "compare" in f
+            else []
+        ),
         f"service core use: {s['core_use']}; ceiling core use: {f['ceiling']['core_use']}; "
         f"floor core use: {f['floor']['core_use']}",
     ]
