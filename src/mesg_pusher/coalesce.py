@@ -6,8 +6,9 @@ on the next pass of the event loop (no timer): one event alone as ``trigger``, s
 became ready together in one ``batch_events`` call (up to 10, Pusher's batch limit). Up to
 ``CALLS_PER_APP`` calls run at once, so an event never waits for another call to end while
 the cap allows one more; once the cap is reached, events wait, and each call that ends takes
-what is waiting. There is no linger: with Pusher 50 ms away, holding an event for a fuller
-batch would cost it a round trip.
+what is waiting, while a full batch waiting leaves at once in a call of its own (how many
+such calls there can be is bounded by the worker's in-flight limit). There is no linger:
+with Pusher 50 ms away, holding an event for a fuller batch would cost it a round trip.
 
 One exception, for a Pusher next door: when Pusher answers within ``SHORT_CALL`` (10 ms; a
 moving average kept by the transport), waiting for the call in flight costs less than that, and sending
@@ -112,8 +113,11 @@ class Coalescer:
         # than SHORT_CALL and saves a call per event: one call at a time, plus one per full batch.
         answer_time = lane.transport.answer_time
         short = answer_time is not None and answer_time < self._short_call
-        while lane.calls < self._calls_per_app and lane.queue:
-            if short and lane.calls and len(lane.queue) < self._max_batch:
+        while lane.queue:
+            # Once the cap is reached (one call if calls are short), only a full batch opens
+            # another call: the rest leaves with the next call that ends or the next full batch.
+            cap = 1 if short else self._calls_per_app
+            if lane.calls >= cap and len(lane.queue) < self._max_batch:
                 break
             batch = self._take(lane)
             if not batch:

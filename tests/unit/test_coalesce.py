@@ -198,3 +198,14 @@ async def test_when_calls_are_short_events_wait_for_the_call_in_flight(
     )
     assert [len(events_of(s)) for s in server.requests] == [1, 1, 3]  # e1-e3 left together
     assert len(coalescer) == 0
+
+
+async def test_beyond_the_cap_a_full_batch_leaves_at_once(http_server: Any, make_client: Any) -> None:
+    server = await http_server(pusher_like(delay=0.5))
+    coalescer, client, opts = Coalescer(calls_per_app=1), make_client(server.port), options(server.port)
+    first = asyncio.ensure_future(coalescer.trigger(opts, client, event("first")))
+    await asyncio.sleep(0.05)  # "first" holds the only call for 0.5 s
+    ends = await asyncio.gather(*(timed(coalescer.trigger(opts, client, event(f"e{i}"))) for i in range(10)))
+    await first
+    assert [len(events_of(s)) for s in server.requests] == [1, 10]
+    assert all(error is None and elapsed < 0.85 for elapsed, error in ends), ends  # not 0.45 + 0.5
