@@ -16,8 +16,10 @@ each event alone costs the CPU the process needs for the next ones; then a lane 
 at a time, plus one more for each full batch waiting. On loopback under load this is what
 keeps several events per call.
 
-The cap (16) is the smallest that lets 16 triggers in flight each leave at once against a
-distant Pusher; figures in README.md, "Benchmark".
+The cap (12) was picked by measurement 50 ms away (README.md, "Benchmark"): at 16 in flight,
+12 was as fast as 16 (the few beyond the cap leave with triggers that became ready with them
+or with a full batch) while 8 cost a few ms; at 64 in flight, 12 and 8 beat 16 (fewer calls,
+fuller batches, less CPU) and 4 lost. On loopback the short-call rule decides, not the cap.
 
 Every execution ends within its ``PUSHER_TIMEOUT`` of when it began waiting for Pusher, queued
 or not: a queued event waits only for calls that began before it (so end before its own time
@@ -45,7 +47,7 @@ from mesg_pusher.pusher_client import sdk_errors
 from mesg_pusher.transport import Transport
 
 MAX_BATCH = 10
-CALLS_PER_APP = 16
+CALLS_PER_APP = 12
 SHORT_CALL = 0.010
 # Statuses that refuse a batch for what is in it; anything else is the same for each event.
 CONTENT_REFUSALS = frozenset({400, 413})
