@@ -22,8 +22,9 @@ or with a full batch) while 8 cost a few ms; at 64 in flight, 12 and 8 beat 16 (
 fuller batches, less CPU) and 4 lost. On loopback the short-call rule decides, not the cap.
 
 Every execution ends within its ``PUSHER_TIMEOUT`` of when it began waiting for Pusher, queued
-or not: a queued event waits only for calls that began before it (so end before its own time
-is up), and the call it then leaves in is given only the time its oldest event has left.
+or not: a queued event waits only for calls that began before it (so end about when its own
+time is up, or before), and the call it then leaves in is given only the time its oldest event
+has left; one whose time ran out while it waited fails with a timeout error, never sent.
 
 Every execution still gets its own exact result. Pusher validates a batch as a whole, so when
 it refuses one (a 4xx naming bad content) nothing was published, and the events are sent again
@@ -42,7 +43,7 @@ from typing import Any
 import pusher
 
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import PusherHTTPError
+from mesg_pusher.errors import PusherHTTPError, PusherUnreachable
 from mesg_pusher.pusher_client import sdk_errors
 from mesg_pusher.transport import Transport
 
@@ -73,7 +74,7 @@ class _Lane:
 
 
 class Coalescer:
-    """Batches triggers per ``PusherOptions`` once their calls in flight reach the cap; no state once idle."""
+    """Sends triggers per ``PusherOptions``, batched when ready together or made to wait; idle: no state."""
 
     def __init__(
         self,
@@ -132,7 +133,7 @@ class Coalescer:
             del self._lanes[options]
 
     def _take(self, lane: _Lane) -> list[_Waiting]:
-        """Up to a batch of the waiting events that are still waiting (not cancelled, not expired)."""
+        """Up to a batch of the queued events whose execution still waits (not cancelled)."""
         batch: list[_Waiting] = []
         while lane.queue and len(batch) < self._max_batch:
             item = lane.queue.popleft()
@@ -151,6 +152,20 @@ class Coalescer:
                 del self._lanes[options]
 
     async def _send(self, lane: _Lane, items: list[_Waiting]) -> None:
+        now = asyncio.get_running_loop().time()
+        if expired := [item for item in items if item.deadline <= now]:
+            # Waited its whole timeout behind calls that were never answered: not sent.
+            timeout, where = lane.transport.options.timeout, lane.transport.where
+            _fail(
+                expired,
+                PusherUnreachable(
+                    f"no answer from Pusher at {where} within {timeout:g} s: the calls to it ahead of "
+                    "this event took all its time, so it was not sent"
+                ),
+            )
+            items = [item for item in items if item.deadline > now]
+            if not items:
+                return
         self.calls += 1
         self.events += len(items)
         # The oldest event's time left bounds the call, so none ends later than its timeout.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from aiohttp import web
 
 from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome
+from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
 from tests.unit.conftest import Seen, json_reply
 
 
@@ -209,3 +210,21 @@ async def test_beyond_the_cap_a_full_batch_leaves_at_once(http_server: Any, make
     await first
     assert [len(events_of(s)) for s in server.requests] == [1, 10]
     assert all(error is None and elapsed < 0.85 for elapsed, error in ends), ends  # not 0.45 + 0.5
+
+
+async def test_an_event_whose_time_ran_out_while_it_waited_is_not_sent(
+    http_server: Any, make_client: Any
+) -> None:
+    server = await http_server(pusher_like(stall_from=0))
+    coalescer, client = Coalescer(calls_per_app=1), make_client(server.port, timeout=0.3)
+    opts = options(server.port, timeout=0.3)
+    a = asyncio.ensure_future(coalescer.trigger(opts, client, event("a")))
+    await asyncio.sleep(0.05)
+    b = asyncio.ensure_future(coalescer.trigger(opts, client, event("b")))  # waits behind "a"
+    await asyncio.sleep(0.1)
+    time.sleep(0.3)  # the process stalls: "a" times out late, after "b"'s time is up too
+    results = await asyncio.gather(a, b, return_exceptions=True)
+    assert isinstance(results[0], PusherUnknownOutcome)
+    assert isinstance(results[1], PusherUnreachable)
+    assert "no answer from Pusher" in str(results[1]) and "not sent" in str(results[1])
+    assert len(server.requests) == 1
