@@ -1,14 +1,30 @@
-"""Concurrent single-channel triggers to one app, sent together as ``batch_events`` calls.
+"""Concurrent single-channel triggers to one app: each goes at once, batched only when it must wait.
 
-Under load, many ``trigger`` executions for the same app are in flight at once; each HTTP call
-costs far more CPU than the event it carries. A lane per option set lets a few calls run at
-a time; triggers that arrive while they run queue up and leave together, up to 10 per call
-(Pusher's batch limit). An idle lane sends a lone event at once, as ``trigger`` would; a
-busy one opens another call (up to 8) only when a full batch waits, so an event waits at most
-for the calls ahead of it. When a call ends with several events queued (a sign of load), the
-lane lingers up to 2 ms for a fuller batch, or until 10 wait: on a loopback Pusher, that
-raised the events per call from 2.2 to 3.3 and cut the service's and Pusher's CPU per
-trigger by about a seventh and a third. A lone queued event never lingers.
+Under load, many ``trigger`` executions for the same app are in flight at once, and each HTTP
+call costs far more CPU than the event it carries. A lane per option set sends what is ready
+on the next pass of the event loop (no timer): one event alone as ``trigger``, several that
+became ready together in one ``batch_events`` call (up to 10, Pusher's batch limit). Up to
+``CALLS_PER_APP`` calls run at once, so an event never waits for another call to end while
+the cap allows one more; once the cap is reached, events wait, and each call that ends takes
+what is waiting, while a full batch waiting leaves at once in a call of its own (how many
+such calls there can be is bounded by the worker's in-flight limit). There is no linger:
+with Pusher 50 ms away, holding an event for a fuller batch would cost it a round trip.
+
+One exception, for a Pusher next door: when Pusher answers within ``SHORT_CALL`` (10 ms; a
+moving average kept by the transport), waiting for the call in flight costs less than that, and sending
+each event alone costs the CPU the process needs for the next ones; then a lane runs one call
+at a time, plus one more for each full batch waiting. On loopback under load this is what
+keeps several events per call.
+
+The cap (12) was picked by measurement 50 ms away (README.md, "Benchmark"): at 16 in flight,
+12 was as fast as 16 (the few beyond the cap leave with triggers that became ready with them
+or with a full batch) while 8 cost a few ms; at 64 in flight, 12 and 8 beat 16 (fewer calls,
+fuller batches, less CPU) and 4 lost. On loopback the short-call rule decides, not the cap.
+
+Every execution ends within its ``PUSHER_TIMEOUT`` of when it began waiting for Pusher, queued
+or not: a queued event waits only for calls that began before it (so end about when its own
+time is up, or before), and the call it then leaves in is given only the time its oldest event
+has left; one whose time ran out while it waited fails with a timeout error, never sent.
 
 Every execution still gets its own exact result. Pusher validates a batch as a whole, so when
 it refuses one (a 4xx naming bad content) nothing was published, and the events are sent again
@@ -28,36 +44,48 @@ import pusher
 
 from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import PusherHTTPError
+from mesg_pusher.errors import PusherHTTPError, PusherUnreachable
 from mesg_pusher.pusher_client import sdk_errors
+from mesg_pusher.transport import Transport
 
 MAX_BATCH = 10
-CALLS_PER_APP = 8
-LINGER = 0.002
+CALLS_PER_APP = 12
+SHORT_CALL = 0.010
 # Statuses that refuse a batch for what is in it; anything else is the same for each event.
 CONTENT_REFUSALS = frozenset({400, 413})
 
 Event = dict[str, str]
 
 
+@dataclass(slots=True)
+class _Waiting:
+    event: Event
+    done: asyncio.Future[None]
+    deadline: float
+
+
 @dataclass
 class _Lane:
     client: pusher.Pusher
-    queue: deque[tuple[Event, asyncio.Future[None]]] = field(default_factory=deque)
+    transport: Transport
+    queue: deque[_Waiting] = field(default_factory=deque)
     calls: int = 0
-    # Set while a call lingers for a fuller batch; done once the batch is full.
-    full: asyncio.Future[None] | None = None
+    # A flush is scheduled for this pass of the event loop.
+    flushing: bool = False
 
 
 class Coalescer:
-    """Batches triggers per ``PusherOptions``; holds no state once idle."""
+    """Sends triggers per ``PusherOptions``, batched when ready together or made to wait; idle: no state."""
 
     def __init__(
-        self, max_batch: int = MAX_BATCH, calls_per_app: int = CALLS_PER_APP, linger: float = LINGER
+        self,
+        max_batch: int = MAX_BATCH,
+        calls_per_app: int = CALLS_PER_APP,
+        short_call: float = SHORT_CALL,
     ) -> None:
         self._max_batch = max_batch
         self._calls_per_app = calls_per_app
-        self._linger = linger
+        self._short_call = short_call
         self._lanes: dict[PusherOptions, _Lane] = {}
         self._draining: set[asyncio.Task[None]] = set()
         self.calls = 0
@@ -70,76 +98,112 @@ class Coalescer:
         """Publish one event ``{channel, name, data[, socket_id]}``; returns once Pusher took it."""
         lane = self._lanes.get(options)
         if lane is None:
-            lane = self._lanes[options] = _Lane(client)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        lane.queue.append((event, done))
-        if lane.full is not None and len(lane.queue) >= self._max_batch:
-            _release(lane.full)
-        # An idle lane sends at once (no added latency); a busy one lets events gather for the
-        # calls already running, and opens another call only when a full batch is waiting.
-        if lane.calls == 0 or (len(lane.queue) >= self._max_batch and lane.calls < self._calls_per_app):
-            lane.calls += 1
-            task = asyncio.get_running_loop().create_task(self._drain(options, lane))
-            self._draining.add(task)
-            task.add_done_callback(self._draining.discard)
+            lane = self._lanes[options] = _Lane(client, client._pusher_client.http.transport)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        lane.queue.append(_Waiting(event, done, loop.time() + options.timeout))
+        if not lane.flushing:
+            # Sent once the events that are ready now have all been seen: the next pass of the
+            # event loop, no timer.
+            lane.flushing = True
+            loop.call_soon(self._flush, options, lane)
         await done
 
-    async def _drain(self, options: PusherOptions, lane: _Lane) -> None:
+    def _flush(self, options: PusherOptions, lane: _Lane) -> None:
+        """Send what waits, in as many calls as the cap allows; the rest waits for a call to end."""
+        lane.flushing = False
+        loop = asyncio.get_running_loop()
+        # When calls are short (a Pusher next door), waiting for the one in flight costs less
+        # than SHORT_CALL and saves a call per event: one call at a time, plus one per full batch.
+        answer_time = lane.transport.answer_time
+        short = answer_time is not None and answer_time < self._short_call
+        while lane.queue:
+            # Once the cap is reached (one call if calls are short), only a full batch opens
+            # another call: the rest leaves with the next call that ends or the next full batch.
+            cap = 1 if short else self._calls_per_app
+            if lane.calls >= cap and len(lane.queue) < self._max_batch:
+                break
+            batch = self._take(lane)
+            if not batch:
+                break
+            lane.calls += 1
+            task = loop.create_task(self._drain(options, lane, batch))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
+        if lane.calls == 0 and not lane.queue and self._lanes.get(options) is lane:
+            del self._lanes[options]
+
+    def _take(self, lane: _Lane) -> list[_Waiting]:
+        """Up to a batch of the queued events whose execution still waits (not cancelled)."""
+        batch: list[_Waiting] = []
+        while lane.queue and len(batch) < self._max_batch:
+            item = lane.queue.popleft()
+            if not item.done.done():
+                batch.append(item)
+        return batch
+
+    async def _drain(self, options: PusherOptions, lane: _Lane, batch: list[_Waiting]) -> None:
         try:
-            busy = False
-            while lane.queue:
-                if busy and 1 < len(lane.queue) < self._max_batch and lane.full is None:
-                    await self._gather(lane)
-                busy = True
-                count = min(self._max_batch, len(lane.queue))
-                items = [lane.queue.popleft() for _ in range(count)]
-                await self._send(lane.client, items)
+            while batch:
+                await self._send(lane, batch)
+                batch = self._take(lane)
         finally:
             lane.calls -= 1
             if lane.calls == 0 and not lane.queue and self._lanes.get(options) is lane:
                 del self._lanes[options]
 
-    async def _gather(self, lane: _Lane) -> None:
-        """Wait up to the linger time for more events; returns early once a batch is full."""
-        loop = asyncio.get_running_loop()
-        lane.full = full = loop.create_future()
-        timer = loop.call_later(self._linger, _release, full)
-        try:
-            await full
-        finally:
-            timer.cancel()
-            lane.full = None
-
-    async def _send(self, client: pusher.Pusher, items: list[tuple[Event, asyncio.Future[None]]]) -> None:
+    async def _send(self, lane: _Lane, items: list[_Waiting]) -> None:
+        now = asyncio.get_running_loop().time()
+        if expired := [item for item in items if item.deadline <= now]:
+            # Waited its whole timeout behind calls that were never answered: not sent.
+            timeout, where = lane.transport.options.timeout, lane.transport.where
+            _fail(
+                expired,
+                PusherUnreachable(
+                    f"no answer from Pusher at {where} within {timeout:g} s: the calls to it ahead of "
+                    "this event took all its time, so it was not sent"
+                ),
+            )
+            items = [item for item in items if item.deadline > now]
+            if not items:
+                return
         self.calls += 1
         self.events += len(items)
         metrics.hooks.pusher_batch(len(items))
+        # The oldest event's time left bounds the call, so none ends later than its timeout.
+        deadline = items[0].deadline
         if len(items) == 1:
-            await self._settle(items, self._one(client, items[0][0]))
+            await self._settle(items, self._one(lane, items[0].event, deadline))
             return
         try:
             with sdk_errors():
-                pending = client.trigger_batch([event for event, _ in items], already_encoded=True)
-            await pending
+                request = lane.client._pusher_client.trigger_batch.make_request(
+                    [item.event for item in items], already_encoded=True
+                )
+            await lane.transport.send(request, deadline)
         except PusherHTTPError as exc:
             if exc.status not in CONTENT_REFUSALS:
                 _fail(items, exc)
                 return
             # Nothing was published: each event on its own, so each gets its own answer.
-            await asyncio.gather(*(self._settle([item], self._one(client, item[0])) for item in items))
+            await asyncio.gather(
+                *(self._settle([item], self._one(lane, item.event, deadline)) for item in items)
+            )
         except Exception as exc:
             _fail(items, exc)
         else:
             _succeed(items)
 
     @staticmethod
-    async def _one(client: pusher.Pusher, event: Event) -> None:
+    async def _one(lane: _Lane, event: Event, deadline: float | None) -> None:
         with sdk_errors():
-            pending = client.trigger(event["channel"], event["name"], event["data"], event.get("socket_id"))
-        await pending
+            request = lane.client._pusher_client.trigger.make_request(
+                event["channel"], event["name"], event["data"], event.get("socket_id")
+            )
+        await lane.transport.send(request, deadline)
 
     @staticmethod
-    async def _settle(items: list[tuple[Event, asyncio.Future[None]]], call: Any) -> None:
+    async def _settle(items: list[_Waiting], call: Any) -> None:
         try:
             await call
         except Exception as exc:
@@ -148,17 +212,13 @@ class Coalescer:
             _succeed(items)
 
 
-def _release(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _succeed(items: list[_Waiting]) -> None:
+    for item in items:
+        if not item.done.done():
+            item.done.set_result(None)
 
 
-def _succeed(items: list[tuple[Event, asyncio.Future[None]]]) -> None:
-    for _, done in items:
-        _release(done)
-
-
-def _fail(items: list[tuple[Event, asyncio.Future[None]]], exc: BaseException) -> None:
-    for _, done in items:
-        if not done.done():
-            done.set_exception(exc)
+def _fail(items: list[_Waiting], exc: BaseException) -> None:
+    for item in items:
+        if not item.done.done():
+            item.done.set_exception(exc)

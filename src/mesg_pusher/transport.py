@@ -73,6 +73,8 @@ class Transport:
         self._ssl = ssl_context if options.use_tls else False
         self._session: aiohttp.ClientSession | None = None
         self._where = f"{options.host}:{options.port or (443 if options.use_tls else 80)}"
+        # How long Pusher took to answer lately (moving average, seconds), once it has answered.
+        self.answer_time: float | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -92,11 +94,21 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def send(self, request: Request) -> Any:
-        """Send a signed SDK request; the decoded JSON answer or one of our errors."""
+    @property
+    def where(self) -> str:
+        """``host:port`` of Pusher, for error messages."""
+        return self._where
+
+    async def send(self, request: Request, deadline: float | None = None) -> Any:
+        """Send a signed SDK request; the decoded JSON answer or one of our errors.
+
+        ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
+        began waiting for Pusher earlier, e.g. queued behind other calls.
+        """
         session = self._session or self._open()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.timeout
+        if deadline is None:
+            deadline = loop.time() + self.options.timeout
         is_write = request.method != "GET"
         url = request.base_url + request.signed_path
         attempt = 0
@@ -105,6 +117,7 @@ class Transport:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise PusherUnreachable(unreachable)
+            began = loop.time()
             try:
                 async with session.request(
                     request.method,
@@ -170,6 +183,8 @@ class Transport:
                 raise PusherUnreachable(
                     f"request to Pusher at {self._where} failed: {type(exc).__name__}"
                 ) from None
+            took = loop.time() - began
+            self.answer_time = took if self.answer_time is None else 0.8 * self.answer_time + 0.2 * took
             if status == 407 and self.options.proxy:
                 # A plain-http request through a proxy that wants (other) credentials.
                 raise self._proxy_refused(status, "Proxy Authentication Required")

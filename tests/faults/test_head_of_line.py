@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mesg_pusher.local_engine.app import Application
+from mesg_pusher.local_engine.app import Application, ExecutionResult
 from tests.support.e2e import channel, run
 from tests.support.stack import Stack
 
@@ -46,3 +46,27 @@ async def test_a_silent_host_does_not_hold_back_other_credentials(
     assert not stuck.done()  # the healthy ones finished while the silent host still held its 20
     stalled = await stuck
     assert all(r.status == "Failed" and "no answer from Pusher" in (r.error or "") for r in stalled)
+
+
+async def test_every_trigger_to_a_stalled_pusher_ends_within_its_timeout(
+    stack: Stack, app: Application, pusher_instance: bytes, silent_host: int
+) -> None:
+    """PUSHER_TIMEOUT (here the execution's 1.5 s) bounds each one, those queued behind stalled calls too."""
+    inputs = {"channel": channel(), "name": "e", "data": "x", "port": silent_host, "timeout": 1500}
+    loop = asyncio.get_running_loop()
+
+    async def timed_trigger(delay: float) -> tuple[float, ExecutionResult]:
+        await asyncio.sleep(delay)
+        began = loop.time()
+        result = await run(app, pusher_instance, "trigger", dict(inputs))
+        return loop.time() - began, result
+
+    # One after another, 15 ms apart: more calls to that host than the service lets run at
+    # once, so the later ones wait behind calls that will never be answered.
+    ends = await asyncio.gather(*(timed_trigger(0.015 * i) for i in range(40)))
+    for elapsed, result in ends:
+        assert result.status == "Failed", result
+        assert "no answer from Pusher" in (result.error or "") and "1.5 s" in (result.error or ""), (
+            result.error
+        )
+        assert elapsed < 1.5 + 1.0, sorted(round(e, 2) for e, _ in ends)

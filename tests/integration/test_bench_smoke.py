@@ -21,6 +21,15 @@ def test_bench_small_run_delivers_everything() -> None:
             "--sdk-calls",
             "30",
             "--original",
+            # The sweep at a small size: direct and behind a 20 ms relay, coalescing on and off.
+            "--rtt-ms",
+            "0",
+            "20",
+            "--sweep-in-flight",
+            "1",
+            "4",
+            "--sweep-executions",
+            "20",
         ],
         capture_output=True,
         text=True,
@@ -39,3 +48,9 @@ def test_bench_small_run_delivers_everything() -> None:
     ):
         assert phase in done.stdout
     assert re.search(r"original_cpu_vs_service \(x\): \d", done.stdout), done.stdout
+    sweep = re.search(r"sweep delivered/created: (\d+)/(\d+)", done.stdout)
+    assert sweep and sweep.group(1) == sweep.group(2) and int(sweep.group(1)) > 0, done.stdout
+    # every point of the sweep printed: 2 round trips x 2 concurrencies, coalescing on and off
+    rows = re.findall(r"^current +(\d+) +(\d+) \|.*\|.*\d", done.stdout, re.MULTILINE)
+    assert sorted(rows) == [("0", "1"), ("0", "4"), ("20", "1"), ("20", "4")], done.stdout
+    assert "throughput_vs_floor" in done.stdout and "\r" not in done.stdout  # no progress off a TTY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -11,12 +12,14 @@ from aiohttp import web
 
 from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import PusherHTTPError
+from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
 from tests.unit.conftest import Seen, json_reply
 
 
-def options(port: int) -> PusherOptions:
-    return PusherOptions(app_id="1", key="k", secret="s3cr3t", host="127.0.0.1", use_tls=False, port=port)
+def options(port: int, timeout: float = 2.0) -> PusherOptions:
+    return PusherOptions(
+        app_id="1", key="k", secret="s3cr3t", host="127.0.0.1", use_tls=False, port=port, timeout=timeout
+    )
 
 
 def events_of(seen: Seen) -> list[dict[str, Any]]:
@@ -26,11 +29,14 @@ def events_of(seen: Seen) -> list[dict[str, Any]]:
     return [{"channel": c, "name": body["name"], "data": body["data"]} for c in body["channels"]]
 
 
-def pusher_like(refuse: str | None = None, status: int = 400, delay: float = 0.05) -> Any:
-    """Answers like Pusher; a request holding an event named ``refuse`` gets ``status``."""
+def pusher_like(
+    refuse: str | None = None, status: int = 400, delay: float = 0.05, stall_from: int | None = None
+) -> Any:
+    """Answers like Pusher; a request holding an event named ``refuse`` gets ``status``; from
+    request number ``stall_from`` on, it never answers (a Pusher that stalled)."""
 
     async def reply(seen: Seen, index: int) -> web.Response:
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay if stall_from is None or index < stall_from else 3600)
         if refuse is not None and any(e["name"] == refuse for e in events_of(seen)):
             return json_reply(status, {"error": f"event {refuse} refused"})
         return json_reply(200, {})
@@ -53,9 +59,37 @@ async def test_a_lone_trigger_is_sent_at_once_as_a_trigger(http_server: Any, mak
     assert len(coalescer) == 0  # no state left once idle
 
 
-async def test_concurrent_triggers_leave_together(http_server: Any, make_client: Any) -> None:
+async def test_triggers_ready_together_leave_together_at_once(http_server: Any, make_client: Any) -> None:
+    # Each call takes 0.3 s: had any event waited for another call, the whole would take 0.6 s.
+    server = await http_server(pusher_like(delay=0.3))
+    coalescer = Coalescer(calls_per_app=16)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    names = [f"e{i}" for i in range(16)]
+    results = await publish(coalescer, make_client(server.port), options(server.port), names)
+    assert results == [None] * 16
+    assert [len(events_of(s)) for s in server.requests] == [10, 6]  # ready at once: batched
+    assert loop.time() - began < 0.55
+    assert len(coalescer) == 0
+
+
+async def test_a_trigger_never_waits_for_a_call_in_flight_below_the_cap(
+    http_server: Any, make_client: Any
+) -> None:
+    # Calls take 0.4 s and events come 0.1 s apart: one that waited for the call ahead would
+    # take 0.7 s or more.
+    server = await http_server(pusher_like(delay=0.4))
+    coalescer, client, opts = Coalescer(calls_per_app=4), make_client(server.port), options(server.port)
+    ends = await asyncio.gather(
+        *(later(0.1 * i, timed(coalescer.trigger(opts, client, event(f"e{i}")))) for i in range(4))
+    )
+    assert all(error is None and elapsed < 0.65 for elapsed, error in ends), ends
+    assert len(server.requests) == 4  # each on its own
+
+
+async def test_beyond_the_cap_waiting_triggers_leave_together(http_server: Any, make_client: Any) -> None:
     server = await http_server(pusher_like())
-    coalescer = Coalescer()
+    coalescer = Coalescer(calls_per_app=2)
     names = [f"e{i}" for i in range(40)]
     results = await publish(coalescer, make_client(server.port), options(server.port), names)
     assert results == [None] * 40
@@ -72,7 +106,9 @@ async def test_a_refused_batch_is_retried_one_by_one_and_only_the_bad_one_fails(
     server = await http_server(pusher_like(refuse="bad", status=400))
     names = [f"e{i}" for i in range(12)]
     names[7] = "bad"
+    # One call at a time: e0 goes alone, the 10 waiting behind it (bad among them) leave together.
     results = await publish(Coalescer(), make_client(server.port), options(server.port), names)
+    assert len(events_of(server.requests[0])) == 10  # bad among them
     failures = {names[i]: r for i, r in enumerate(results) if r is not None}
     assert list(failures) == ["bad"]
     assert isinstance(failures["bad"], PusherHTTPError) and failures["bad"].status == 400
@@ -89,51 +125,106 @@ async def test_a_failure_that_is_not_about_content_fails_every_event_without_ret
     server = await http_server(pusher_like(refuse="e0", status=status))
     names = [f"e{i}" for i in range(10)]
     results = await publish(Coalescer(), make_client(server.port), options(server.port), names)
-    # The ten gathered into one call; its answer is every event's answer.
+    # The ten left in one call; its answer is every event's answer.
     assert len(server.requests) == 1 and len(events_of(server.requests[0])) == 10
     assert all(isinstance(r, PusherHTTPError) and r.status == status for r in results), results
 
 
-async def _trigger_later(
-    coalescer: Coalescer, client: Any, opts: PusherOptions, delay: float, names: list[str]
-) -> Any:
+def event(name: str) -> dict[str, str]:
+    return {"channel": "c", "name": name, "data": "{}"}
+
+
+async def later(delay: float, call: Any) -> Any:
     await asyncio.sleep(delay)
-    return await publish(coalescer, client, opts, names)
+    return await call
 
 
-async def test_a_busy_lane_lingers_for_a_fuller_batch(http_server: Any, make_client: Any) -> None:
-    # Each call takes 0.1 s; a long linger (0.6 s) makes the timing unmistakable.
-    server = await http_server(pusher_like(delay=0.1))
-    coalescer, client, opts = Coalescer(linger=0.6), make_client(server.port), options(server.port)
-    await asyncio.gather(
-        publish(coalescer, client, opts, ["first"]),  # idle lane: sent at once, alone
-        _trigger_later(coalescer, client, opts, 0.03, ["a", "b"]),  # queued behind it: load
-        _trigger_later(coalescer, client, opts, 0.3, ["c"]),  # arrives while the lane lingers
+async def timed(call: Any) -> tuple[float, Any]:
+    """How long ``call`` took from its start, and its result or error."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        result = await call
+    except Exception as exc:
+        result = exc
+    return loop.time() - began, result
+
+
+async def test_an_event_queued_behind_a_stalled_call_ends_within_its_own_timeout(
+    http_server: Any, make_client: Any
+) -> None:
+    server = await http_server(pusher_like(stall_from=0))  # accepts, never answers
+    coalescer, client = Coalescer(calls_per_app=1), make_client(server.port, timeout=0.5)
+    opts = options(server.port, timeout=0.5)
+    # "a" takes the only call; "b" and "c" come while it is stalled, and wait.
+    ends = await asyncio.gather(
+        *(later(0.05 * bool(n != "a"), timed(coalescer.trigger(opts, client, event(n)))) for n in "abc")
     )
-    assert [sorted(e["name"] for e in events_of(s)) for s in server.requests] == [["first"], ["a", "b", "c"]]
-
-
-async def test_a_lingering_lane_sends_as_soon_as_a_batch_is_full(http_server: Any, make_client: Any) -> None:
-    server = await http_server(pusher_like(delay=0.1))
-    coalescer, client, opts = Coalescer(linger=5.0), make_client(server.port), options(server.port)
-    began = asyncio.get_running_loop().time()
-    await asyncio.gather(
-        publish(coalescer, client, opts, ["first"]),
-        _trigger_later(coalescer, client, opts, 0.03, ["a", "b"]),
-        _trigger_later(coalescer, client, opts, 0.3, [f"e{i}" for i in range(8)]),  # now 10 wait
-    )
-    assert asyncio.get_running_loop().time() - began < 2.0  # not the 5 s linger
-    assert [len(events_of(s)) for s in server.requests] == [1, 10]
-
-
-async def test_a_lone_queued_event_does_not_linger(http_server: Any, make_client: Any) -> None:
-    server = await http_server(pusher_like(delay=0.1))
-    coalescer, client, opts = Coalescer(linger=5.0), make_client(server.port), options(server.port)
-    began = asyncio.get_running_loop().time()
-    await asyncio.gather(
-        publish(coalescer, client, opts, ["first"]),
-        _trigger_later(coalescer, client, opts, 0.03, ["second"]),  # two in flight: no sign of load
-    )
-    assert asyncio.get_running_loop().time() - began < 2.0
-    assert [len(events_of(s)) for s in server.requests] == [1, 1]
+    # "a" ran out of time; "b" and "c" then left with only what they had left, not a new 0.5 s.
+    assert [len(events_of(s)) for s in server.requests] == [1, 2]
+    for elapsed, error in ends:
+        assert 0.45 < elapsed < 0.5 + 0.3, ends  # not the call ahead's timeout and then its own
+        assert isinstance(error, PusherUnknownOutcome) and "no answer from Pusher" in str(error)
     assert len(coalescer) == 0
+
+
+async def test_a_batch_sent_late_is_given_only_the_time_its_oldest_event_has_left(
+    http_server: Any, make_client: Any
+) -> None:
+    # The first call answers after 0.6 s; the batch that then leaves never gets an answer.
+    server = await http_server(pusher_like(delay=0.6, stall_from=1))
+    coalescer, client = Coalescer(calls_per_app=1), make_client(server.port, timeout=1.0)
+    opts = options(server.port, timeout=1.0)
+    ends = await asyncio.gather(
+        *(later(0.05 * bool(n != "a"), timed(coalescer.trigger(opts, client, event(n)))) for n in "abc")
+    )
+    assert ends[0][1] is None and 0.55 < ends[0][0] < 0.9
+    assert [len(events_of(s)) for s in server.requests] == [1, 2]
+    for elapsed, error in ends[1:]:
+        assert isinstance(error, PusherUnknownOutcome) and "no answer from Pusher" in str(error)
+        assert 0.95 < elapsed < 1.0 + 0.3, ends  # 1 s from when it began waiting, not 0.55 + 1
+    assert len(coalescer) == 0
+
+
+async def test_when_calls_are_short_events_wait_for_the_call_in_flight(
+    http_server: Any, make_client: Any
+) -> None:
+    # Calls take 0.3 s, counted as short here: a lane then runs one call at a time.
+    server = await http_server(pusher_like(delay=0.3))
+    coalescer = Coalescer(short_call=1.0)
+    client, opts = make_client(server.port), options(server.port)
+    await coalescer.trigger(opts, client, event("first"))  # how long calls take: now known
+    await asyncio.gather(
+        *(later(0.05 * i, coalescer.trigger(opts, client, event(f"e{i}"))) for i in range(4))
+    )
+    assert [len(events_of(s)) for s in server.requests] == [1, 1, 3]  # e1-e3 left together
+    assert len(coalescer) == 0
+
+
+async def test_beyond_the_cap_a_full_batch_leaves_at_once(http_server: Any, make_client: Any) -> None:
+    server = await http_server(pusher_like(delay=0.5))
+    coalescer, client, opts = Coalescer(calls_per_app=1), make_client(server.port), options(server.port)
+    first = asyncio.ensure_future(coalescer.trigger(opts, client, event("first")))
+    await asyncio.sleep(0.05)  # "first" holds the only call for 0.5 s
+    ends = await asyncio.gather(*(timed(coalescer.trigger(opts, client, event(f"e{i}"))) for i in range(10)))
+    await first
+    assert [len(events_of(s)) for s in server.requests] == [1, 10]
+    assert all(error is None and elapsed < 0.85 for elapsed, error in ends), ends  # not 0.45 + 0.5
+
+
+async def test_an_event_whose_time_ran_out_while_it_waited_is_not_sent(
+    http_server: Any, make_client: Any
+) -> None:
+    server = await http_server(pusher_like(stall_from=0))
+    coalescer, client = Coalescer(calls_per_app=1), make_client(server.port, timeout=0.3)
+    opts = options(server.port, timeout=0.3)
+    a = asyncio.ensure_future(coalescer.trigger(opts, client, event("a")))
+    await asyncio.sleep(0.05)
+    b = asyncio.ensure_future(coalescer.trigger(opts, client, event("b")))  # waits behind "a"
+    await asyncio.sleep(0.1)
+    time.sleep(0.3)  # the process stalls: "a" times out late, after "b"'s time is up too
+    results = await asyncio.gather(a, b, return_exceptions=True)
+    assert isinstance(results[0], PusherUnknownOutcome)
+    assert isinstance(results[1], PusherUnreachable)
+    assert "no answer from Pusher" in str(results[1]) and "not sent" in str(results[1])
+    assert len(server.requests) == 1

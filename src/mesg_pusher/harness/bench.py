@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import shutil
 import sys
 import time
@@ -25,9 +26,13 @@ from typing import Any
 
 from mesg_pusher.harness.measure import CpuMeter, memory_kb, open_sockets
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.relay import RelayProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application
+
+SWEEP = (1, 4, 16, 64)
+COALESCED = re.compile(r"coalescing: (\d+) triggers sent in (\d+) calls")
 
 
 @dataclass
@@ -64,6 +69,7 @@ async def load(
     """Run ``total`` executions, at most ``in_flight`` at once; each worker waits for its result."""
     run = Run(name)
     issued = 0
+    PROGRESS.begin(name, total)
 
     async def worker() -> None:
         nonlocal issued
@@ -79,13 +85,42 @@ async def load(
                 run.failed += 1
                 if len(run.errors) < 5:
                     run.errors.append(result.error or "?")
+            PROGRESS.step(run.count)
             if checkpoint is not None:
                 checkpoint(run.count)
 
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     run.seconds = time.perf_counter() - began
+    PROGRESS.end()
     return run
+
+
+class Progress:
+    """A counter on the terminal while a phase runs; silent when stdout is not a TTY (CI, pipes)."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._name, self._total, self._shown = "", 0, 0.0
+
+    def begin(self, name: str, total: int) -> None:
+        self._name, self._total, self._shown = name, total, 0.0
+        self.step(0)
+
+    def step(self, done: int) -> None:
+        now = time.monotonic()
+        if self.enabled and (now - self._shown >= 0.1 or done == self._total):
+            self._shown = now
+            sys.stderr.write(f"\r\x1b[K{self._name}: {done}/{self._total}")
+            sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+PROGRESS = Progress()
 
 
 ORIGINAL_SERVICE = Path(__file__).with_name("original_service.js")
@@ -184,14 +219,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     module: str,
                     body: Callable[[ServiceProcess], Awaitable[None]],
                     argv: list[str] | None = None,
-                ) -> None:
-                    service = ServiceProcess(engine, module=module, argv=argv).start_ready()
+                    env: dict[str, str] | None = None,
+                ) -> ServiceProcess:
+                    service = ServiceProcess(engine, env=env, module=module, argv=argv).start_ready()
                     try:
                         await body(service)
                     finally:
                         code = service.stop()
                         if code != 0:
                             raise RuntimeError(f"{module} exited with {code}:\n{service.log()[-2000:]}")
+                    return service
 
                 # Phases without a subscriber (floor, ceiling, original-style baseline), kept raw
                 # until the end: the ceiling runs in two halves, before and after the service,
@@ -263,15 +300,107 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         figures["service_1"] = summary(one)
                         figures["delivered"] = counter.received
                         figures["created"] = expected
-                        figures["other_tasks"] = await other_tasks(app, instance, channel, args)
+                    # Without the subscriber, as for the compared source: its batches' events
+                    # would otherwise reach this process and cost it CPU.
+                    figures["other_tasks"] = {
+                        k: summary(v) for k, v in (await other_tasks(app, instance, channel, args)).items()
+                    }
 
+                def sweep_body(
+                    source: str, rtt_ms: float, coalesce: bool
+                ) -> Callable[[ServiceProcess], Awaitable[None]]:
+                    """Latency and rate at each concurrency, every event counted by a subscriber."""
+
+                    async def body(service: ServiceProcess) -> None:
+                        async with PusherWS(soketi.ws_url()) as ws:
+                            await ws.subscribe(channel)
+                            counter = Counter(ws, channel)
+                            reader = asyncio.create_task(counter.drain(10**9, 10**6))
+                            expected = 0
+                            for in_flight in args.sweep_in_flight:
+                                count = max(args.sweep_executions, 20 * in_flight)
+                                warm = await load(app, instance, "warm-up", in_flight * 2, in_flight, trigger)
+                                cpu = CpuMeter(service.pid)
+                                cpu.start()
+                                label = f"{source}, {rtt_ms:g} ms, coalesce {'on' if coalesce else 'off'}"
+                                run = await load(
+                                    app, instance, f"{label}, {in_flight}", count, in_flight, trigger
+                                )
+                                cpu.stop()
+                                expected += warm.count + run.count
+                                row = summary(run, cpu) | {
+                                    "source": source,
+                                    "rtt_ms": rtt_ms,
+                                    "coalesce": coalesce,
+                                    "in_flight": in_flight,
+                                }
+                                figures.setdefault("sweep", []).append(row)
+                            deadline = time.monotonic() + 10
+                            while counter.received < expected and time.monotonic() < deadline:
+                                await asyncio.sleep(0.05)
+                            reader.cancel()
+                            figures["sweep_delivered"] = figures.get("sweep_delivered", 0) + counter.received
+                            figures["sweep_created"] = figures.get("sweep_created", 0) + expected
+
+                    return body
+
+                async def sweeps() -> None:
+                    sources: list[tuple[str, dict[str, str]]] = [("current", {})]
+                    if args.compare_src:
+                        sources.append(("compare", {"PYTHONPATH": str(Path(args.compare_src).resolve())}))
+                    for rtt_ms in args.rtt_ms:
+                        relay = RelayProcess(soketi.port, rtt_ms) if rtt_ms else None
+                        if relay is not None:
+                            relay.start()
+                        port = {"PUSHER_PORT": str(relay.port)} if relay is not None else {}
+                        try:
+                            for coalesce in args.sweep_coalesce:
+                                for source, source_env in sources:
+                                    env = {**source_env, **port, "PUSHER_COALESCE": str(coalesce).lower()}
+                                    service = await phase(
+                                        "mesg_pusher", sweep_body(source, rtt_ms, coalesce), env=env
+                                    )
+                                    if match := COALESCED.search(service.log()):
+                                        events, calls = map(int, match.groups())
+                                        figures.setdefault("events_per_call", {})[
+                                            f"{source}, {rtt_ms:g} ms"
+                                        ] = round(events / calls, 2)
+                        finally:
+                            if relay is not None:
+                                relay.stop()
+
+                if args.sweep_only:
+                    await sweeps()
+                    return figures
                 first, second = halves(args.executions)
                 first_1, second_1 = halves(args.latency_samples)
                 first_sdk, second_sdk = halves(args.sdk_calls)
                 await phase("mesg_pusher.harness.floor", measured("floor", args.executions))
                 await phase("mesg_pusher.harness.ceiling", measured("ceiling", first, first_1))
                 sdk = [sdk_serial(soketi, first_sdk, channel)]
+                # The compared source, like the ceiling, half before and half after the service.
+                compare_others: list[dict[str, Run]] = []
+
+                async def compare_half(executions: int) -> None:
+                    compare = measured("compare", executions)
+
+                    async def body(service: ServiceProcess) -> None:
+                        await compare(service)
+                        compare_others.append(await other_tasks(app, instance, channel, args, 0.5))
+
+                    env = {"PYTHONPATH": str(Path(args.compare_src).resolve())}
+                    await phase("mesg_pusher", body, env=env)
+
+                if args.compare_src:
+                    await compare_half(first)
                 await phase("mesg_pusher", service_phase)
+                if args.compare_src:
+                    await compare_half(second)
+                    figures["compare_other_tasks"] = {
+                        k: summary(merged([part[k] for part in compare_others])) for k in compare_others[0]
+                    }
+                if args.sweep:
+                    await sweeps()
                 if args.original:
                     await phase(
                         "original", measured("original", args.executions), [node(), str(ORIGINAL_SERVICE)]
@@ -293,26 +422,25 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 figures["sdk_serial"] = summary(merged(sdk))
         finally:
             engine.stop()
-    figures["ratios"] = ratios(figures)
+    if not args.sweep_only:
+        figures["ratios"] = ratios(figures)
     return figures
 
 
 async def other_tasks(
-    app: Application, instance: bytes, channel: str, args: argparse.Namespace
-) -> dict[str, Any]:
-    """Per-HTTP-call rate of the other tasks at the same concurrency."""
-    count = max(100, args.executions // 10)
+    app: Application, instance: bytes, channel: str, args: argparse.Namespace, share: float = 1.0
+) -> dict[str, Run]:
+    """Per-HTTP-call rate of the other tasks at the same concurrency (``share`` of the count)."""
+    count = max(50, int(max(100, args.executions // 10) * share))
     batch = [{"channel": channel, "name": "b", "data": {"i": i}} for i in range(10)]
     shapes: dict[str, Callable[[int], tuple[str, dict[str, Any]]]] = {
         "triggerBatch (10 events)": lambda i: ("triggerBatch", {"batch": batch}),
         "channels": lambda i: ("channels", {}),
         "channel": lambda i: ("channel", {"channel": channel, "info": "subscription_count"}),
     }
-    result = {}
-    for name, shape in shapes.items():
-        run = await load(app, instance, name, count, args.in_flight, shape)
-        result[name] = summary(run)
-    return result
+    return {
+        name: await load(app, instance, name, count, args.in_flight, shape) for name, shape in shapes.items()
+    }
 
 
 def summary(run: Run, cpu: CpuMeter | None = None) -> dict[str, Any]:
@@ -347,7 +475,19 @@ def ratios(f: dict[str, Any]) -> dict[str, Any]:
             else 0,
             "original_peak_rss_mb": original["peak_rss_mb"],
         }
+    floor_rate = f["floor"]["per_s"]
+    if "compare" in f:
+        compare = f["compare"]
+        extra |= {
+            "compare_throughput_vs_floor": round(compare["per_s"] / floor_rate, 2) if floor_rate else 0,
+            "compare_cpu_vs_floor": round(compare["cpu_ms_per_execution"] / floor_cpu, 2) if floor_cpu else 0,
+            "compare_peak_rss_mb": compare["peak_rss_mb"],
+        }
+    if "sweep" in f:
+        extra["sweep delivered/created"] = f"{f['sweep_delivered']}/{f['sweep_created']}"
     return {
+        "throughput_vs_floor": round(service["per_s"] / floor_rate, 2) if floor_rate else 0,
+        "service_peak_rss_mb": service["peak_rss_mb"],
         "throughput_vs_ceiling": round(service["per_s"] / ceiling["per_s"], 2) if ceiling["per_s"] else 0,
         "latency_1_in_flight_p50_ms": f["service_1"]["p50_ms"],
         "latency_budget_ms (1.5 x SDK call + ceiling round trip)": round(budget, 2),
@@ -375,6 +515,11 @@ def machine() -> str:
 
 def report(f: dict[str, Any]) -> str:
     lines = [f"machine: {f['machine']}", ""]
+    if "ratios" not in f:  # --sweep-only
+        errors = [f"error: {e}" for row in f.get("sweep", []) for e in row.get("errors", [])]
+        delivered = f"sweep delivered/created: {f.get('sweep_delivered', 0)}/{f.get('sweep_created', 0)}"
+        per_call = f"trigger events per call, coalescing on (all levels): {f.get('events_per_call', {})}"
+        return "\n".join([*lines, sweep_table(f.get("sweep", [])), delivered, per_call, *errors])
     rows = [
         ("floor (read + Update), 64 in flight", f["floor"]),
         ("ceiling, 64 in flight", f["ceiling"]),
@@ -382,12 +527,11 @@ def report(f: dict[str, Any]) -> str:
         ("service, 64 in flight", f["service"]),
         ("service, 1 in flight", f["service_1"]),
         *([("original-style JS service, 64 in flight", f["original"])] if "original" in f else []),
+        *([("compare service, 64 in flight", f["compare"])] if "compare" in f else []),
         ("raw SDK, serial", f["sdk_serial"]),
     ]
-    rows += [
-        (f"{k}, 64 in flight", v)
-        for k, v in f["service"].get("other_tasks", f.get("other_tasks", {})).items()
-    ]
+    rows += [(f"{k}, 64 in flight", v) for k, v in f["other_tasks"].items()]
+    rows += [(f"compare {k}, 64", v) for k, v in f.get("compare_other_tasks", {}).items()]
     lines.append(f"{'phase':36} {'exec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'cpu ms/exec':>12}")
     for name, row in rows:
         cpu = row.get("cpu_ms_per_execution", "")
@@ -401,13 +545,50 @@ def report(f: dict[str, Any]) -> str:
         f"engine core use: {f['floor']['engine_core_use']} (floor phase), "
         f"{f['ceiling']['engine_core_use']} (ceiling phase), {s['engine_core_use']} (service phase)",
         f"ceiling exec/s before and after the service: {f['ceiling']['per_s_by_part']}",
+        *(
+            [f"compare exec/s before and after the service: {f['compare']['per_s_by_part']}"]
+            if "compare" in f
+            else []
+        ),
         f"service core use: {s['core_use']}; ceiling core use: {f['ceiling']['core_use']}; "
         f"floor core use: {f['floor']['core_use']}",
     ]
     lines += [f"{k}: {v}" for k, v in f["ratios"].items()]
-    for row in (f["floor"], f["ceiling"], s, f.get("original", {}), *f["other_tasks"].values()):
+    if "sweep" in f:
+        lines += ["", "concurrency sweep (trigger, one channel):", sweep_table(f["sweep"])]
+        lines.append(f"trigger events per call, coalescing on (all levels): {f.get('events_per_call', {})}")
+    for row in (
+        f["floor"],
+        f["ceiling"],
+        s,
+        f.get("original", {}),
+        f.get("compare", {}),
+        *f["other_tasks"].values(),
+        *f.get("compare_other_tasks", {}).values(),
+        *f.get("sweep", []),
+    ):
         for error in row.get("errors", []):
             lines.append(f"error: {error}")
+    return "\n".join(lines)
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    """One line per (source, RTT, in flight): coalescing on and off side by side."""
+    lines = [
+        f"{'source':8} {'rtt ms':>6} {'in flight':>9} | {'on: p50':>8} {'p99':>8} {'/s':>7} {'cpu ms':>7}"
+        f" | {'off: p50':>8} {'p99':>8} {'/s':>7} {'cpu ms':>7}"
+    ]
+    keyed = {(r["source"], r["rtt_ms"], r["in_flight"], r["coalesce"]): r for r in rows}
+    for source, rtt_ms, in_flight in dict.fromkeys((r["source"], r["rtt_ms"], r["in_flight"]) for r in rows):
+        cells = []
+        for coalesce in (True, False):
+            r = keyed.get((source, rtt_ms, in_flight, coalesce))
+            cells.append(
+                f"{r['p50_ms']:>8} {r['p99_ms']:>8} {r['per_s']:>7} {r['cpu_ms_per_execution']:>7}"
+                if r
+                else f"{'':>33}"
+            )
+        lines.append(f"{source:8} {rtt_ms:>6g} {in_flight:>9} | {cells[0]} | {cells[1]}")
     return "\n".join(lines)
 
 
@@ -423,16 +604,56 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure an original-style JavaScript service (mesg-js + pusher for Node, answers "
         "before sending) as a baseline on this machine; needs node and `npm ci`",
     )
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        nargs="+",
+        default=[0.0, 50.0],
+        help="round trips of the concurrency sweep: a relay adds this many ms per round trip in "
+        "front of the local Pusher server (0: direct)",
+    )
+    parser.add_argument(
+        "--sweep-executions", type=int, default=200, help="per sweep point (at least 20 x in flight)"
+    )
+    parser.add_argument(
+        "--sweep-in-flight", type=int, nargs="+", default=list(SWEEP), help="concurrencies of the sweep"
+    )
+    parser.add_argument(
+        "--sweep-coalesce",
+        type=lambda v: {"on": True, "off": False}[v],
+        nargs="+",
+        default=[True, False],
+        help="on, off or both (the default)",
+    )
+    parser.add_argument("--no-sweep", dest="sweep", action="store_false", help="skip the concurrency sweep")
+    parser.add_argument(
+        "--sweep-only", action="store_true", help="only the concurrency sweep (no floor, ceiling, ...)"
+    )
+    parser.add_argument(
+        "--compare-src",
+        metavar="DIR",
+        help="also measure the service from another source tree (its src/ directory, e.g. an older "
+        "commit unpacked with git archive) in the same run: 64 in flight and the sweep",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
+    PROGRESS.enabled = sys.stdout.isatty()
     figures = asyncio.run(bench(args))
     print(report(figures))
     if args.json:
         print(json.dumps(figures, indent=2))
-    lost = figures["created"] - figures["delivered"]
-    failed = figures["service"]["failed"] + figures["ceiling"]["failed"] + figures["floor"]["failed"]
-    failed += figures.get("original", {}).get("failed", 0)
-    failed += sum(row["failed"] for row in figures["other_tasks"].values())
+    lost = figures.get("created", 0) - figures.get("delivered", 0)
+    lost += figures.get("sweep_created", 0) - figures.get("sweep_delivered", 0)
+    failed = sum(
+        figures.get(key, {}).get("failed", 0)
+        for key in ("service", "ceiling", "floor", "original", "compare")
+    )
+    failed += sum(row["failed"] for row in figures.get("sweep", []))
+    failed += sum(
+        row["failed"]
+        for key in ("other_tasks", "compare_other_tasks")
+        for row in figures.get(key, {}).values()
+    )
     if lost or failed:
         print(f"FAILED: {lost} events lost, {failed} executions failed", file=sys.stderr)
         return 1
