@@ -26,6 +26,7 @@ from typing import Any
 
 from mesg_pusher.harness.measure import CpuMeter, memory_kb, open_sockets
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.progress import Progress
 from mesg_pusher.harness.relay import RelayProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
@@ -94,30 +95,6 @@ async def load(
     run.seconds = time.perf_counter() - began
     PROGRESS.end()
     return run
-
-
-class Progress:
-    """A counter on the terminal while a phase runs; silent when stdout is not a TTY (CI, pipes)."""
-
-    def __init__(self) -> None:
-        self.enabled = False
-        self._name, self._total, self._shown = "", 0, 0.0
-
-    def begin(self, name: str, total: int) -> None:
-        self._name, self._total, self._shown = name, total, 0.0
-        self.step(0)
-
-    def step(self, done: int) -> None:
-        now = time.monotonic()
-        if self.enabled and (now - self._shown >= 0.1 or done == self._total):
-            self._shown = now
-            sys.stderr.write(f"\r\x1b[K{self._name}: {done}/{self._total}")
-            sys.stderr.flush()
-
-    def end(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 PROGRESS = Progress()
@@ -637,7 +614,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args(argv)
-    PROGRESS.enabled = sys.stdout.isatty()
     figures = asyncio.run(bench(args))
     print(report(figures))
     if args.json:
