@@ -14,8 +14,7 @@ from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environme
 from mesg_pusher.definition import load_definition, locate_definition
 from mesg_pusher.engine import connect
 from mesg_pusher.errors import ConfigError, InputError
-from mesg_pusher.logs import configure_logging as configure_logging  # re-export: floor, ceiling
-from mesg_pusher.logs import log_format
+from mesg_pusher.logs import configure_logging, log_format
 from mesg_pusher.metrics import port_from_environment
 from mesg_pusher.monitor import Monitor
 from mesg_pusher.pusher_client import ClientPool

@@ -10,8 +10,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from mesg_pusher.cli import configure_logging, serve
+from mesg_pusher.cli import serve
 from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environment
+from mesg_pusher.logs import configure_logging
 from mesg_pusher.tasks import TASKS, Handler, Outputs, TaskContext
 
 SENT: Outputs = {"message": "sent"}

@@ -12,9 +12,9 @@ import asyncio
 import logging
 import signal
 
-from mesg_pusher.cli import configure_logging
 from mesg_pusher.config import ServiceSettings, merged_environment
 from mesg_pusher.engine import EngineClient, connect
+from mesg_pusher.logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
