@@ -228,3 +228,41 @@ async def test_an_event_whose_time_ran_out_while_it_waited_is_not_sent(
     assert isinstance(results[1], PusherUnreachable)
     assert "no answer from Pusher" in str(results[1]) and "not sent" in str(results[1])
     assert len(server.requests) == 1
+
+
+async def test_only_a_saturated_lane_lingers_to_fill_its_batch(http_server: Any, make_client: Any) -> None:
+    # Saturated from 4 triggers outstanding; a linger of 0.2 s makes it visible.
+    server = await http_server(pusher_like(delay=0.5))
+    coalescer = Coalescer(calls_per_app=16, saturated=4, linger=0.2, calls_saturated=16)
+    client, opts = make_client(server.port), options(server.port)
+    ends = await asyncio.gather(
+        *(later(0.02 * i, timed(coalescer.trigger(opts, client, event(f"e{i}")))) for i in range(6))
+    )
+    # e0-e2 (1 to 3 outstanding) each left at once, alone; e3 found 4 outstanding and lingered,
+    # so e4 and e5 left with it.
+    assert [len(events_of(s)) for s in server.requests] == [1, 1, 1, 3]
+    assert all(error is None for _, error in ends), ends
+    assert all(elapsed < 0.65 for elapsed, _ in ends[:3]), ends  # no linger below saturation
+    assert ends[3][0] > 0.2 + 0.5, ends
+    assert len(coalescer) == 0
+
+
+async def test_a_saturated_lane_stops_lingering_once_a_batch_is_full(
+    http_server: Any, make_client: Any
+) -> None:
+    server = await http_server(pusher_like(delay=0.05))
+    coalescer = Coalescer(saturated=1, linger=5.0)  # every flush would linger 5 s
+    client, opts = make_client(server.port), options(server.port)
+    ends = await asyncio.gather(*(timed(coalescer.trigger(opts, client, event(f"e{i}"))) for i in range(10)))
+    assert [len(events_of(s)) for s in server.requests] == [10]
+    assert all(error is None and elapsed < 1.0 for elapsed, error in ends), ends
+
+
+async def test_a_linger_never_outlasts_the_events_timeout(http_server: Any, make_client: Any) -> None:
+    server = await http_server(pusher_like())
+    coalescer = Coalescer(saturated=1, linger=5.0)
+    client, opts = make_client(server.port, timeout=0.4), options(server.port, timeout=0.4)
+    elapsed, error = await timed(coalescer.trigger(opts, client, event("alone")))
+    assert 0.35 < elapsed < 0.4 + 0.3, elapsed  # its own timeout, not the 5 s linger
+    assert isinstance(error, PusherUnreachable) and "not sent" in str(error)
+    assert server.requests == []
