@@ -7,23 +7,14 @@ became ready together in one ``batch_events`` call (up to 10, Pusher's batch lim
 ``CALLS_PER_APP`` calls run at once, so an event never waits for another call to end while
 the cap allows one more; once the cap is reached, events wait, and each call that ends takes
 what is waiting, while a full batch waiting leaves at once in a call of its own (how many
-such calls there can be is bounded by the worker's in-flight limit). There is no linger unless
-the process is saturated (below): with Pusher 50 ms away, holding an event for a fuller batch
-would cost it a round trip.
+such calls there can be is bounded by the worker's in-flight limit). There is no linger:
+with Pusher 50 ms away, holding an event for a fuller batch would cost it a round trip.
 
 One exception, for a Pusher next door: when Pusher answers within ``SHORT_CALL`` (10 ms; a
 moving average kept by the transport), waiting for the call in flight costs less than that, and sending
 each event alone costs the CPU the process needs for the next ones; then a lane runs one call
 at a time, plus one more for each full batch waiting. On loopback under load this is what
 keeps several events per call.
-
-A second, for a process that is saturated: when ``SATURATED`` (32) triggers or more are
-outstanding for the app (waiting or in a call), more come than calls can carry one by one, and
-each call costs CPU (here, in the relay and Pusher too) that the next events need. Then a lane
-runs ``CALLS_SATURATED`` (2) calls at once plus one per full batch, and a flush lingers up to
-``LINGER`` (2 ms; less if the oldest event's time is nearly up) or until a full batch waits.
-Below 32 nothing lingers, so 1 to 16 in flight keep their latency; 50 ms away at 64 in flight
-this took events per call from 2.5-3.7 to 3.8-4.8 (README.md, "Benchmark").
 
 The cap (12) was picked by measurement 50 ms away (README.md, "Benchmark"): at 16 in flight,
 12 was as fast as 16 (the few beyond the cap leave with triggers that became ready with them
@@ -60,9 +51,6 @@ from mesg_pusher.transport import Transport
 MAX_BATCH = 10
 CALLS_PER_APP = 12
 SHORT_CALL = 0.010
-SATURATED = 32
-LINGER = 0.002
-CALLS_SATURATED = 2
 # Statuses that refuse a batch for what is in it; anything else is the same for each event.
 CONTENT_REFUSALS = frozenset({400, 413})
 
@@ -82,11 +70,8 @@ class _Lane:
     transport: Transport
     queue: deque[_Waiting] = field(default_factory=deque)
     calls: int = 0
-    # Triggers not yet answered: waiting or in a call. Many means the process is saturated.
-    outstanding: int = 0
-    # A flush is scheduled: for this pass of the event loop, or after a linger (``timer``).
+    # A flush is scheduled for this pass of the event loop.
     flushing: bool = False
-    timer: asyncio.TimerHandle | None = None
 
 
 class Coalescer:
@@ -97,16 +82,10 @@ class Coalescer:
         max_batch: int = MAX_BATCH,
         calls_per_app: int = CALLS_PER_APP,
         short_call: float = SHORT_CALL,
-        saturated: int = SATURATED,
-        linger: float = LINGER,
-        calls_saturated: int = CALLS_SATURATED,
     ) -> None:
         self._max_batch = max_batch
         self._calls_per_app = calls_per_app
         self._short_call = short_call
-        self._saturated = saturated
-        self._linger = linger
-        self._calls_saturated = calls_saturated
         self._lanes: dict[PusherOptions, _Lane] = {}
         self._draining: set[asyncio.Task[None]] = set()
         self.calls = 0
@@ -123,43 +102,25 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         lane.queue.append(_Waiting(event, done, loop.time() + options.timeout))
-        lane.outstanding += 1
         if not lane.flushing:
+            # Sent once the events that are ready now have all been seen: the next pass of the
+            # event loop, no timer.
             lane.flushing = True
-            if lane.outstanding >= self._saturated and len(lane.queue) < self._max_batch:
-                # Saturated: more triggers come than calls can carry one by one; a short linger
-                # fills the batch, bounded by the oldest event's time left.
-                delay = min(self._linger, lane.queue[0].deadline - loop.time())
-                lane.timer = loop.call_later(max(delay, 0.0), self._flush, options, lane)
-            else:
-                # Sent once the events that are ready now have all been seen: the next pass of
-                # the event loop, no timer.
-                loop.call_soon(self._flush, options, lane)
-        elif lane.timer is not None and len(lane.queue) >= self._max_batch:
-            # A full batch waits: no reason to linger any longer.
-            lane.timer.cancel()
-            lane.timer = None
             loop.call_soon(self._flush, options, lane)
-        try:
-            await done
-        finally:
-            lane.outstanding -= 1
+        await done
 
     def _flush(self, options: PusherOptions, lane: _Lane) -> None:
         """Send what waits, in as many calls as the cap allows; the rest waits for a call to end."""
         lane.flushing = False
-        lane.timer = None
         loop = asyncio.get_running_loop()
         # When calls are short (a Pusher next door), waiting for the one in flight costs less
         # than SHORT_CALL and saves a call per event: one call at a time, plus one per full batch.
         answer_time = lane.transport.answer_time
         short = answer_time is not None and answer_time < self._short_call
         while lane.queue:
-            # Once the cap is reached (one call if calls are short, two if saturated), only a full
-            # batch opens another call: the rest leaves with the next call that ends or full batch.
+            # Once the cap is reached (one call if calls are short), only a full batch opens
+            # another call: the rest leaves with the next call that ends or the next full batch.
             cap = 1 if short else self._calls_per_app
-            if lane.outstanding >= self._saturated:
-                cap = min(cap, self._calls_saturated)
             if lane.calls >= cap and len(lane.queue) < self._max_batch:
                 break
             batch = self._take(lane)
