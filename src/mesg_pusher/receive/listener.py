@@ -20,14 +20,12 @@ import ssl
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nacl.exceptions
 import nacl.secret
 from pusher.crypto import generate_shared_secret
 from pusher.signature import sign
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from mesg_pusher import __version__
 from mesg_pusher.backoff import backoff
@@ -35,6 +33,10 @@ from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError, PusherError
 from mesg_pusher.receive.emitter import Emitter
 from mesg_pusher.receive.settings import ReceiveSettings
+
+if TYPE_CHECKING:
+    # websockets (1 MB of RSS) is imported when a listener connects, not by every service.
+    from websockets.asyncio.client import ClientConnection
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,8 @@ class Listener:
 
     # -- the connection --------------------------------------------------------------------
     async def _run(self, url: str) -> None:
+        from websockets.exceptions import WebSocketException
+
         attempt = 0
         shown = url.split("?", 1)[0]
         while True:
@@ -231,6 +235,9 @@ class Listener:
 
     async def _connection(self, url: str) -> tuple[int | None, str]:
         """One connection's life; returns the close code and reason when it ends."""
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
         async with connect(url, **self._connect_options(url)) as ws:
             try:
                 async with asyncio.timeout(OPEN_TIMEOUT):
@@ -370,5 +377,7 @@ class Listener:
 
     @staticmethod
     async def _send(ws: ClientConnection, event: str, data: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         with contextlib.suppress(ConnectionClosed):  # the read loop sees the close and reconnects
             await ws.send(json.dumps({"event": event, "data": data}))
