@@ -1,7 +1,7 @@
 """The HTTP transport under the official Pusher SDK: pooled, asynchronous, with safe retries.
 
 The SDK builds and signs each request (``pusher.http.Request``); its ``backend`` hook hands
-the request to us. We send it over one ``aiohttp`` session per distinct ``PusherOptions``
+the request to us. We send it over one ``http1.ConnectionPool`` per distinct ``PusherOptions``
 (keep-alive on unless disabled) and turn every outcome into a value or one of our errors:
 
 - the request never reached Pusher (refused, DNS, proxy unreachable): retried with backoff
@@ -21,12 +21,22 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 from pusher.http import Request
 
 from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
+from mesg_pusher.http1 import (
+    CertificateFailed,
+    ConnectFailed,
+    ConnectionLost,
+    ConnectionPool,
+    Endpoint,
+    HandshakeFailed,
+    NoAnswer,
+    ProxyRefused,
+    default_tls,
+)
 from mesg_pusher.redact import redact_url, url_password
 
 logger = logging.getLogger(__name__)
@@ -66,33 +76,36 @@ async def _pause_fits(deadline: float, attempt: int) -> bool:
 
 
 class Transport:
-    """One pooled HTTP session for one set of ``PusherOptions``."""
+    """One pool of HTTP connections for one set of ``PusherOptions``."""
 
     def __init__(self, options: PusherOptions, ssl_context: ssl.SSLContext | None = None) -> None:
         self.options = options
-        self._ssl = ssl_context if options.use_tls else False
-        self._session: aiohttp.ClientSession | None = None
+        self._ssl_context = ssl_context
+        self._pool: ConnectionPool | None = None
         self._where = f"{options.host}:{options.port or (443 if options.use_tls else 80)}"
         # How long Pusher took to answer lately (moving average, seconds), once it has answered.
         self.answer_time: float | None = None
 
-    def _open(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=MAX_CONNECTIONS,
-            keepalive_timeout=KEEPALIVE_SECONDS if self.options.keep_alive else None,
-            force_close=not self.options.keep_alive,
-            ssl=self._ssl if self._ssl is not None else True,
+    def _open(self) -> ConnectionPool:
+        options = self.options
+        tls = None
+        if options.use_tls:
+            tls = self._ssl_context or default_tls()
+        endpoint = Endpoint(
+            host=options.host,
+            port=options.port or (443 if options.use_tls else 80),
+            tls=tls,
+            proxy=options.proxy,
         )
-        # Only our own headers go out; the proxy URL (with its credentials) is passed per request.
-        self._session = aiohttp.ClientSession(
-            connector=connector, json_serialize=json.dumps, auto_decompress=True, trust_env=False
+        self._pool = ConnectionPool(
+            endpoint, keep_alive=options.keep_alive, keepalive=KEEPALIVE_SECONDS, limit=MAX_CONNECTIONS
         )
-        return self._session
+        return self._pool
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
 
     @property
     def where(self) -> str:
@@ -105,50 +118,39 @@ class Transport:
         ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
         began waiting for Pusher earlier, e.g. queued behind other calls.
         """
-        session = self._session or self._open()
+        pool = self._pool or self._open()
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self.options.timeout
         is_write = request.method != "GET"
-        url = request.base_url + request.signed_path
+        target = request.signed_path
+        body = request.body or b""
+        headers = request.headers
         attempt = 0
         unreachable = f"could not reach Pusher at {self._where} within {self.options.timeout:g} s"
         while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if deadline - loop.time() <= 0:
                 raise PusherUnreachable(unreachable)
             began = loop.time()
             try:
-                async with session.request(
-                    request.method,
-                    url,
-                    data=request.body or None,
-                    headers=request.headers,
-                    proxy=self.options.proxy,
-                    timeout=aiohttp.ClientTimeout(total=remaining),
-                    allow_redirects=False,
-                ) as response:
-                    status = response.status
-                    metrics.hooks.pusher_response(status)
-                    body = await response.text(encoding="utf-8", errors="replace")
-            except aiohttp.ClientConnectorCertificateError as exc:
+                response = await pool.exchange(request.method, target, headers, body, deadline)
+            except CertificateFailed as exc:
                 # Not retried: the same certificate would be refused again.
-                raise PusherUnreachable(self._describe_certificate_error(exc.certificate_error)) from None
-            except aiohttp.ClientConnectorSSLError as exc:
+                raise PusherUnreachable(self._describe_certificate_error(exc.error)) from None
+            except HandshakeFailed as exc:
                 raise PusherUnreachable(f"TLS handshake with {self._where} failed: {exc}") from None
-            except aiohttp.ClientConnectorError as exc:
+            except ConnectFailed as exc:
                 # Nothing reached Pusher: safe to try again while time remains.
-                reason = self._describe_connect_error(exc)
                 attempt += 1
                 # Should time run out before the next attempt, say why it failed, not just "no time".
-                unreachable = f"could not connect to Pusher at {self._where}: {reason}" + (
+                unreachable = f"could not connect to Pusher at {self._where}: {exc}" + (
                     f" (after {attempt} attempts)" if attempt > 1 else ""
                 )
                 if await _pause_fits(deadline, attempt - 1):
-                    logger.debug("connect to %s failed (%s); retrying", self._where, reason)
+                    logger.debug("connect to %s failed (%s); retrying", self._where, exc)
                     continue
                 raise PusherUnreachable(unreachable) from None
-            except TimeoutError:
+            except NoAnswer:
                 raise PusherUnknownOutcome(
                     f"no answer from Pusher at {self._where} within {self.options.timeout:g} s"
                     + (
@@ -157,47 +159,41 @@ class Transport:
                         else ""
                     )
                 ) from None
-            except (
-                aiohttp.ClientOSError,
-                aiohttp.ServerDisconnectedError,
-                aiohttp.ClientPayloadError,
-            ) as exc:
+            except ConnectionLost as exc:
                 attempt += 1
                 if not is_write and await _pause_fits(deadline, attempt):
                     continue
                 if not is_write:
                     raise PusherUnreachable(
                         f"connection to Pusher at {self._where} lost before the answer "
-                        f"({type(exc).__name__}), {attempt} times within {self.options.timeout:g} s"
+                        f"({exc}), {attempt} times within {self.options.timeout:g} s"
                     ) from None
                 raise PusherUnknownOutcome(
                     f"connection to Pusher at {self._where} lost before the answer "
-                    f"({type(exc).__name__}); the event may or may not have been published, "
+                    f"({exc}); the event may or may not have been published, "
                     "so it was not retried"
                 ) from None
-            except aiohttp.ClientHttpProxyError as exc:
+            except ProxyRefused as exc:
                 # The proxy refused to open a tunnel (CONNECT, for https): Pusher saw nothing.
-                # Only the status: the exception's own text holds the proxy URL, credentials and all.
-                raise self._proxy_refused(exc.status, exc.message) from None
-            except aiohttp.ClientError as exc:
-                raise PusherUnreachable(
-                    f"request to Pusher at {self._where} failed: {type(exc).__name__}"
-                ) from None
+                raise self._proxy_refused(exc.status, exc.reason) from None
+            status = response.status
+            metrics.hooks.pusher_response(status)
             took = loop.time() - began
             self.answer_time = took if self.answer_time is None else 0.8 * self.answer_time + 0.2 * took
             if status == 407 and self.options.proxy:
                 # A plain-http request through a proxy that wants (other) credentials.
                 raise self._proxy_refused(status, "Proxy Authentication Required")
+            text = response.body.decode("utf-8", errors="replace")
             if status == 200 or status == 202:
                 try:
-                    return json.loads(body) if body else {}
+                    return json.loads(text) if text else {}
                 except ValueError:
-                    raise PusherHTTPError(status, "answer is not JSON: " + body) from None
+                    raise PusherHTTPError(status, "answer is not JSON: " + text) from None
             if status >= 500 and not is_write:
                 attempt += 1
                 if await _pause_fits(deadline, attempt):
                     continue
-            raise PusherHTTPError(status, body)
+            raise PusherHTTPError(status, text)
 
     def _describe_certificate_error(self, error: Exception) -> str:
         """Which check failed: the host name (wrong certificate) or the chain (untrusted CA)."""
@@ -227,15 +223,6 @@ class Transport:
         return PusherUnreachable(
             f"proxy {proxy} requires authentication (HTTP 407 Proxy Authentication Required): {hint}"
         )
-
-    def _describe_connect_error(self, exc: aiohttp.ClientConnectorError) -> str:
-        if isinstance(exc, aiohttp.ClientProxyConnectionError):
-            reason = exc.os_error.strerror or exc.os_error
-            return f"proxy {redact_url(self.options.proxy or '')} unreachable ({reason})"
-        os_error = exc.os_error
-        if isinstance(os_error, ConnectionRefusedError):
-            return "connection refused"
-        return str(os_error.strerror or os_error) or type(os_error).__name__
 
 
 class SDKBackend:

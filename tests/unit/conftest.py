@@ -111,8 +111,7 @@ async def make_client() -> AsyncIterator[Callable[..., pusher.Pusher]]:
         )
 
     yield make
-    sessions = [t._session for t in transports if t._session is not None]
+    pools = [t._pool for t in transports if t._pool is not None]
     for transport in transports:
         await transport.close()
-    assert all(session.closed for session in sessions)
-    await asyncio.sleep(0)  # let the connector finish closing its sockets
+    assert all(len(pool) == 0 for pool in pools)  # every connection closed
