@@ -306,7 +306,10 @@ class ConnectionPool:
         now = asyncio.get_running_loop().time()
         while self._idle:
             connection = self._idle.pop()
-            if not connection.closed and now - connection.idle_since < self._keepalive:
+            transport = connection.transport
+            fresh = now - connection.idle_since < self._keepalive
+            # is_closing: the server's end of it arrived but connection_lost has not run yet.
+            if not connection.closed and fresh and transport is not None and not transport.is_closing():
                 return connection
             connection.close()
         return None
