@@ -121,10 +121,14 @@ class PusherOptions:
         )
 
     @property
+    def port_or_default(self) -> int:
+        """The port given, else the scheme's (443 with TLS, 80 without)."""
+        return self.port or (443 if self.use_tls else 80)
+
+    @property
     def base_url(self) -> str:
         scheme = "https" if self.use_tls else "http"
-        port = self.port or (443 if self.use_tls else 80)
-        return f"{scheme}://{self.host}:{port}"
+        return f"{scheme}://{self.host}:{self.port_or_default}"
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -85,7 +85,6 @@ class _Connection(asyncio.Protocol):
     def __init__(self, forget: Callable[[_Connection], None]) -> None:
         self._forget = forget  # called once the socket is closed
         self.transport: asyncio.Transport | None = None
-        self.closed = False
         self.idle_since = 0.0
         self._answer: asyncio.Future[Response] | None = None
         self._parser: httptools.HttpResponseParser | None = None
@@ -118,8 +117,12 @@ class _Connection(asyncio.Protocol):
         self._end_of_answer()
         return None  # close the transport
 
+    @property
+    def closed(self) -> bool:
+        """Closed or closing: by us, after an answer that ends it, or by the server (its end arrived)."""
+        return self.transport is None or self.transport.is_closing()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
         self._forget(self)
         self._end_of_answer()
         self._fail(ConnectionLost("answer cut short" if self._headers_seen else "closed by the server"))
@@ -143,13 +146,11 @@ class _Connection(asyncio.Protocol):
             return
         status = parser.get_status_code()
         if not parser.should_keep_alive():
-            self.closed = True
+            self.close()
         self._parser = self._answer = None
         body, self._chunks = b"".join(self._chunks), []
         if not answer.done():
             answer.set_result(Response(status, body))
-        if self.closed:
-            self.close()
 
     # -- use ----------------------------------------------------------------------------------
     def send(self, data: bytes) -> asyncio.Future[Response]:
@@ -186,7 +187,7 @@ class _Connection(asyncio.Protocol):
     def _end_of_answer(self) -> None:
         """The connection ended: that completes an answer that had no length (HTTP/1.0 style)."""
         if self._answer is not None and self._headers_seen and not self._delimited:
-            self.closed = True
+            self.close()
             self.on_message_complete()
 
     def _fail(self, exc: HTTPClientError) -> None:
@@ -195,7 +196,6 @@ class _Connection(asyncio.Protocol):
             answer.set_exception(exc)
 
     def close(self) -> None:
-        self.closed = True
         if self.transport is not None:
             self.transport.close()
 
@@ -306,10 +306,7 @@ class ConnectionPool:
         now = asyncio.get_running_loop().time()
         while self._idle:
             connection = self._idle.pop()
-            transport = connection.transport
-            fresh = now - connection.idle_since < self._keepalive
-            # is_closing: the server's end of it arrived but connection_lost has not run yet.
-            if not connection.closed and fresh and transport is not None and not transport.is_closing():
+            if not connection.closed and now - connection.idle_since < self._keepalive:
                 return connection
             connection.close()
         return None

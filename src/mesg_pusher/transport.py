@@ -82,21 +82,14 @@ class Transport:
         self.options = options
         self._ssl_context = ssl_context
         self._pool: ConnectionPool | None = None
-        self._where = f"{options.host}:{options.port or (443 if options.use_tls else 80)}"
+        self._where = f"{options.host}:{options.port_or_default}"
         # How long Pusher took to answer lately (moving average, seconds), once it has answered.
         self.answer_time: float | None = None
 
     def _open(self) -> ConnectionPool:
         options = self.options
-        tls = None
-        if options.use_tls:
-            tls = self._ssl_context or default_tls()
-        endpoint = Endpoint(
-            host=options.host,
-            port=options.port or (443 if options.use_tls else 80),
-            tls=tls,
-            proxy=options.proxy,
-        )
+        tls = (self._ssl_context or default_tls()) if options.use_tls else None
+        endpoint = Endpoint(host=options.host, port=options.port_or_default, tls=tls, proxy=options.proxy)
         self._pool = ConnectionPool(
             endpoint, keep_alive=options.keep_alive, keepalive=KEEPALIVE_SECONDS, limit=MAX_CONNECTIONS
         )

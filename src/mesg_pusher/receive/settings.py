@@ -70,6 +70,6 @@ class ReceiveSettings:
         if host is None:
             match = _API_HOST.match(options.host)
             host = f"ws-{match.group(1)}.pusher.com" if match else options.host
-        port = self.ws_port or options.port or (443 if options.use_tls else 80)
+        port = self.ws_port or options.port_or_default
         scheme = "wss" if options.use_tls else "ws"
         return f"{scheme}://{host}:{port}/app/{options.key}?protocol=7&client=mesg-pusher&version={version}"
