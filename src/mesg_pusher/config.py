@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from mesg_pusher.engine.identity import EngineIdentity
 from mesg_pusher.errors import ConfigError, InputError
+from mesg_pusher.identity import EngineIdentity
 from mesg_pusher.redact import redact_pusher_url, redact_url, url_password
 
 # Connection input -> the variable that sets it; the order is the README's.

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from mesg_pusher import metrics
+from mesg_pusher.engine import CALL_TIMEOUT
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -27,8 +28,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Results waiting this long with none delivered mean the engine takes no results, even if the
-# stream looks up: the length of one Update call's timeout (engine.CALL_TIMEOUT).
-STALL_SECONDS = 10.0
+# stream looks up: the length of one Update call's timeout.
+STALL_SECONDS = CALL_TIMEOUT
 
 
 class Health:

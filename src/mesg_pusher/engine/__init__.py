@@ -11,7 +11,7 @@ from mesg_pusher.engine.base import CALL_TIMEOUT, MAX_UPDATE_BYTES, TRANSIENT, E
 from mesg_pusher.engine.g1 import G1Client
 from mesg_pusher.engine.g2 import G2Client
 from mesg_pusher.engine.g3 import G3Client
-from mesg_pusher.engine.identity import EngineIdentity, Generation
+from mesg_pusher.identity import EngineIdentity, Generation
 
 __all__ = [
     "CALL_TIMEOUT",

@@ -21,8 +21,8 @@ import grpc.aio
 from mesg_pusher._proto.mesg.protobuf.struct_pb2 import Struct
 from mesg_pusher.base58 import b58encode
 from mesg_pusher.codec import fill_struct, struct_to_dict
-from mesg_pusher.engine.identity import EngineIdentity, Generation
 from mesg_pusher.errors import EngineError, EngineRejected
+from mesg_pusher.identity import EngineIdentity, Generation
 
 logger = logging.getLogger(__name__)
 

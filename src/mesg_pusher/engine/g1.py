@@ -9,7 +9,7 @@ from mesg_pusher._proto.mesg.api import event_pb2, event_pb2_grpc, execution_pb2
 from mesg_pusher._proto.mesg.types import execution_pb2 as types_pb2
 from mesg_pusher.codec import dict_to_struct
 from mesg_pusher.engine.base import CALL_TIMEOUT, EngineClient, fill_result
-from mesg_pusher.engine.identity import EngineIdentity, Generation
+from mesg_pusher.identity import EngineIdentity, Generation
 
 
 class G1Client(EngineClient):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mesg_pusher._proto.mesg.api import execution_pb2
 from mesg_pusher.engine.g1 import G1Client
-from mesg_pusher.engine.identity import EngineIdentity, Generation
+from mesg_pusher.identity import EngineIdentity, Generation
 
 
 class G2Client(G1Client):

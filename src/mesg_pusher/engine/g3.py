@@ -28,8 +28,8 @@ from mesg_pusher._proto.mesg.grpc.runner import runner_pb2, runner_pb2_grpc
 from mesg_pusher.backoff import backoff
 from mesg_pusher.codec import dict_to_struct
 from mesg_pusher.engine.base import CALL_TIMEOUT, TRANSIENT, EngineClient, error_from, fill_result
-from mesg_pusher.engine.identity import SIGNATURE_VARIABLE, EngineIdentity, Generation
 from mesg_pusher.errors import EngineError
+from mesg_pusher.identity import SIGNATURE_VARIABLE, EngineIdentity, Generation
 
 logger = logging.getLogger(__name__)
 
