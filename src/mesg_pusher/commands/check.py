@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 from dotenv import dotenv_values
 
-from mesg_pusher.commands.direct import TaskFailed, definition, run_task
+from mesg_pusher.commands.direct import TaskFailed, run_task
 from mesg_pusher.config import (
     CA_BUNDLE_VARIABLE,
     VARIABLES,
@@ -28,6 +28,7 @@ from mesg_pusher.config import (
     ServiceSettings,
     merged_environment,
 )
+from mesg_pusher.definition import ServiceDefinition, load_definition
 from mesg_pusher.errors import (
     ConfigError,
     InputError,
@@ -35,7 +36,7 @@ from mesg_pusher.errors import (
     PusherUnknownOutcome,
     PusherUnreachable,
 )
-from mesg_pusher.logs import FORMATS, configure_logging, log_format
+from mesg_pusher.logs import configure_logging, log_format
 from mesg_pusher.receive import ReceiveSettings
 from mesg_pusher.redact import MASK, redact_pusher_url, redact_url, scrub
 from mesg_pusher.tasks import check_registry
@@ -121,7 +122,9 @@ def pusher_problem(exc: TaskFailed) -> str:
     return str(exc)
 
 
-async def check_pusher(settings: PusherSettings, report: Report) -> None:
+async def check_pusher(
+    settings: PusherSettings, report: Report, service: ServiceDefinition | None = None
+) -> None:
     try:
         options = settings.resolve({})
     except (ConfigError, InputError) as exc:
@@ -130,7 +133,7 @@ async def check_pusher(settings: PusherSettings, report: Report) -> None:
     report.line("ok", f"Pusher settings: {options!r}")
     began = time.monotonic()
     try:
-        outputs = await run_task("channels", {}, settings)
+        outputs = await run_task("channels", {}, settings, service)
     except TaskFailed as exc:
         report.line("FAIL", pusher_problem(exc))
         return
@@ -169,8 +172,10 @@ async def check_engine(environment: Mapping[str, str], report: Report) -> None:
     report.line("ok", f"engine at {settings.endpoint}: gRPC connection ready in {elapsed:.0f} ms")
 
 
-def check_static(environment: Mapping[str, str], report: Report) -> None:
-    """What the service checks before it starts: log format, receiving settings, mesg.yml."""
+def check_static(environment: Mapping[str, str], report: Report) -> ServiceDefinition | None:
+    """What the service checks before it starts: log format, receiving settings, mesg.yml.
+
+    Returns the service definition, if it loaded, for the checks that run tasks."""
     for what, attempt in (
         ("LOG_FORMAT", lambda: log_format(environment)),
         ("receiving settings", lambda: ReceiveSettings.from_environment(environment)),
@@ -180,17 +185,18 @@ def check_static(environment: Mapping[str, str], report: Report) -> None:
         except ConfigError as exc:
             report.line("FAIL", f"{what}: {exc}")
     try:
-        service = definition()
+        service = load_definition()
         check_registry(service)
     except (ConfigError, ValueError) as exc:
         report.line("FAIL", f"mesg.yml: {exc}")
-    else:
-        report.line("ok", f"mesg.yml: {service.sid or service.name}, {len(service.tasks)} tasks")
+        return None
+    report.line("ok", f"mesg.yml: {service.sid or service.name}, {len(service.tasks)} tasks")
+    return service
 
 
 async def check(environment: Mapping[str, str], settings: PusherSettings, report: Report) -> None:
-    check_static(environment, report)
-    await check_pusher(settings, report)
+    service = check_static(environment, report)
+    await check_pusher(settings, report, service)
     await check_engine(environment, report)
 
 
@@ -200,13 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = PusherSettings(environment)
     except ConfigError as exc:  # an unreadable PUSHER_CA_BUNDLE
-        show_settings(environment, Report(()))
-        Report(()).line("FAIL", str(exc))
+        unmasked = Report(())
+        show_settings(environment, unmasked)
+        unmasked.line("FAIL", str(exc))
         return 1
     report = Report(settings.secrets)
     # Retries and warnings on stderr, masked; the report on stdout. A bad LOG_FORMAT is a FAIL below.
-    fmt = environment.get("LOG_FORMAT", "").strip().lower()
-    configure_logging("WARNING", settings.secrets, fmt if fmt in FORMATS else "text")
+    try:
+        fmt = log_format(environment)
+    except ConfigError:
+        fmt = "text"
+    configure_logging("WARNING", settings.secrets, fmt)
     show_settings(environment, report)
     asyncio.run(check(environment, settings, report))
     print("something is wrong: see FAIL above" if report.failed else "all good")

@@ -19,7 +19,6 @@ from mesg_pusher.definition import (
     check_task_inputs,
     check_task_outputs,
     load_definition,
-    locate_definition,
 )
 from mesg_pusher.errors import InputError, MesgPusherError
 from mesg_pusher.pusher_client import ClientPool
@@ -31,11 +30,6 @@ class TaskFailed(MesgPusherError):
     """The task ended with an error; the message is fit to show (secrets masked)."""
 
 
-def definition() -> ServiceDefinition:
-    """``./mesg.yml``, or the copy shipped in the package: the service's own choice."""
-    return load_definition(locate_definition())
-
-
 def engine_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` as the service receives them from the engine (through a protobuf ``Struct``)."""
     try:
@@ -44,9 +38,17 @@ def engine_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
         raise InputError(f"inputs cannot be sent as a MESG execution: {exc}") from None
 
 
-async def run_task(task_key: str, values: Mapping[str, Any], settings: PusherSettings) -> Outputs:
-    """The task's outputs, or ``TaskFailed`` with the message an application would get."""
-    service = definition()
+async def run_task(
+    task_key: str,
+    values: Mapping[str, Any],
+    settings: PusherSettings,
+    service: ServiceDefinition | None = None,
+) -> Outputs:
+    """The task's outputs, or ``TaskFailed`` with the message an application would get.
+
+    ``service``: the definition the caller already loaded (else ``./mesg.yml`` or the shipped copy).
+    """
+    service = service or load_definition()
     secrets = settings.secrets + secrets_in(values)
     task = service.tasks.get(task_key)
     if task is None or task_key not in TASKS:

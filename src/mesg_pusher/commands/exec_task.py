@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mesg_pusher.commands.direct import TaskFailed, definition, run_task
+from mesg_pusher.commands.direct import TaskFailed, run_task
 from mesg_pusher.config import PusherSettings, merged_environment
-from mesg_pusher.definition import TaskDefinition
+from mesg_pusher.definition import TaskDefinition, load_definition
 from mesg_pusher.errors import ConfigError
 from mesg_pusher.logs import configure_logging, log_format
 
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fmt = log_format(environment)
         settings = PusherSettings(environment)
-        service = definition()
+        service = load_definition()
     except ConfigError as exc:
         print(f"mesg-pusher exec: {exc}", file=sys.stderr)
         return 1
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings (retries, a proxy's trouble) go to stderr, masked; stdout holds only the outputs.
     configure_logging("WARNING", settings.secrets, fmt)
     try:
-        outputs = asyncio.run(run_task(args.task, inputs, settings))
+        outputs = asyncio.run(run_task(args.task, inputs, settings, service))
     except TaskFailed as exc:
         print(f"mesg-pusher exec: {args.task} failed: {exc}", file=sys.stderr)
         return 1
