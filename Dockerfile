@@ -25,7 +25,7 @@ COPY src ./src
 # dropped by a packer; replace it with the real file so the wheel ships the real definition.
 RUN cp --remove-destination mesg.yml src/mesg_pusher/mesg.yml
 
-# --no-deps: only our own wheel here; its dependencies are installed in the runtime stage.
+# --no-deps: only our own wheel here; it is installed with its dependencies into /opt/mesg-pusher below.
 # The build backend (setuptools) is fetched by pip into a throw-away isolated environment.
 # The check after it fails the build, rather than the service at start-up, if the wheel lacks
 # the real definition or the generated gRPC modules.

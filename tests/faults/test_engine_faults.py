@@ -21,21 +21,12 @@ from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine import start_engine
-from mesg_pusher.local_engine.app import Application, ExecutionResult
+from mesg_pusher.local_engine.app import Application
 from mesg_pusher.local_engine.state import ExecutionJournal
-from tests.support.e2e import settled, trigger_inputs
+from tests.support.e2e import settled, trigger_inputs, trigger_many
 from tests.support.tcp_proxy import TcpProxy
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-async def trigger_all(app: Application, instance: bytes, channel: str, count: int) -> list[ExecutionResult]:
-    return await asyncio.gather(
-        *(
-            app.execute_task_and_wait_result(instance, "trigger", trigger_inputs(channel, i), timeout=60)
-            for i in range(count)
-        )
-    )
 
 
 async def wait_for_log(service: ServiceProcess, text: str, timeout: float = 20.0, after: int = 0) -> None:
@@ -101,7 +92,7 @@ async def test_engine_started_5s_after_the_service(soketi: Soketi) -> None:
         await wait_for_log(service, "ready: subscribed", 20)
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
-            results = await trigger_all(app, instance, f"late-{uuid.uuid4().hex[:8]}", 10)
+            results = await trigger_many(app, instance, f"late-{uuid.uuid4().hex[:8]}", 10)
         assert [r.status for r in results] == ["Completed"] * 10, [r.error for r in results]
     finally:
         assert stop_all(service, engine) == 0
@@ -149,7 +140,7 @@ async def test_engine_sigkilled_with_200_in_flight_every_result_arrives_once(
                 assert statuses == ["Completed"] * count, {s: statuses.count(s) for s in set(statuses)}
                 # and the service serves again
                 await wait_for_log(service, "ready: subscribed", 20, after=offset)
-                again = await trigger_all(app, await app.resolve("com.mesg.pusher"), channel, 1)
+                again = await trigger_many(app, await app.resolve("com.mesg.pusher"), channel, 1)
                 assert again[0].ok, again[0].error
             # exactly once on Pusher: the 200 and the new one, nothing more
             assert (await ws.next_event(channel=channel, event="n", timeout=10))["data"]["i"] == 0
@@ -175,7 +166,7 @@ async def test_stream_closed_by_the_engine_service_resubscribes(soketi: Soketi) 
         assert "SIGUSR1: closing" in engine.log()
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
-            results = await trigger_all(app, instance, f"closed-{uuid.uuid4().hex[:8]}", 5)
+            results = await trigger_many(app, instance, f"closed-{uuid.uuid4().hex[:8]}", 5)
         assert all(r.ok for r in results), [r.error for r in results]
     finally:
         assert stop_all(service, engine) == 0
@@ -203,7 +194,7 @@ async def test_silent_path_noticed_by_keepalive_service_resubscribes(soketi: Sok
         assert path.connections >= 2
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
-            results = await trigger_all(app, instance, f"silent-{uuid.uuid4().hex[:8]}", 5)
+            results = await trigger_many(app, instance, f"silent-{uuid.uuid4().hex[:8]}", 5)
         assert all(r.ok for r in results), [r.error for r in results]
     finally:
         code = await asyncio.to_thread(stop_all, service, engine)

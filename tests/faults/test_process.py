@@ -15,7 +15,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -24,11 +23,8 @@ from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application, ExecutionResult
 from mesg_pusher.worker import STOPPING
+from tests.support.e2e import trigger_inputs
 from tests.support.tcp_proxy import TcpProxy
-
-
-def inputs(channel: str, i: int) -> dict[str, Any]:
-    return {"channel": channel, "name": "n", "data": {"i": i}}
 
 
 async def statuses(app: Application, hashes: list[bytes]) -> list[ExecutionResult]:
@@ -54,13 +50,6 @@ async def very_slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
     await proxy.stop()
 
 
-@pytest.fixture
-async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
-    proxy = await TcpProxy(soketi.port, delay=1.0).start()
-    yield proxy
-    await proxy.stop()
-
-
 async def test_sigterm_with_64_running_and_500_queued(soketi: Soketi, very_slow_pusher: TcpProxy) -> None:
     running, queued, grace = 64, 500, 15.0
     engine = EngineProcess(env=soketi.pusher_env()).start()
@@ -81,7 +70,9 @@ async def test_sigterm_with_64_running_and_500_queued(soketi: Soketi, very_slow_
             instance = await app.resolve("com.mesg.pusher")
             waiting = asyncio.gather(
                 *(
-                    app.execute_task_and_wait_result(instance, "trigger", inputs(channel, i), timeout=60)
+                    app.execute_task_and_wait_result(
+                        instance, "trigger", trigger_inputs(channel, i), timeout=60
+                    )
                     for i in range(running + queued)
                 )
             )
@@ -129,7 +120,9 @@ async def test_sigkill_then_restart_loses_at_most_the_in_flight(
         async with Application.connect(engine.endpoint) as app, PusherWS(soketi.ws_url()) as ws:
             await ws.subscribe(channel)
             instance = await app.resolve("com.mesg.pusher")
-            hashes = [await app.execute_task(instance, "trigger", inputs(channel, i)) for i in range(total)]
+            hashes = [
+                await app.execute_task(instance, "trigger", trigger_inputs(channel, i)) for i in range(total)
+            ]
             deadline = time.monotonic() + 20
             while True:  # until the first batch is answered, the rest in flight
                 done = [r for r in await statuses(app, hashes) if r.status != "InProgress"]
@@ -158,7 +151,7 @@ async def test_sigkill_then_restart_loses_at_most_the_in_flight(
             new = await asyncio.gather(
                 *(
                     app.execute_task_and_wait_result(
-                        instance, "trigger", inputs(channel, 1000 + i), timeout=30
+                        instance, "trigger", trigger_inputs(channel, 1000 + i), timeout=30
                     )
                     for i in range(10)
                 )

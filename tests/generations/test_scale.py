@@ -33,6 +33,7 @@ import pytest
 from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution
 from mesg_pusher._proto.mesg.api import execution_pb2_grpc
 from mesg_pusher._proto.mesg.types import execution_pb2 as types_execution
+from mesg_pusher.harness.bench import COALESCED
 from mesg_pusher.harness.measure import CpuMeter
 from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, start_services, terminate_all
 from mesg_pusher.harness.soketi import Soketi
@@ -45,7 +46,6 @@ ROUNDS = int(os.environ.get("MESG_PUSHER_SCALE_ROUNDS", "1"))
 RUNNER_COUNTS = (1, 2, 4)
 WARMUP = 200  # untimed first: connection pools, soketi and the processes' first calls
 STOPPED = re.compile(r"stopped: (\d+) completed, (\d+) failed")
-COALESCED = re.compile(r"coalescing: (\d+) triggers sent in (\d+) calls")
 
 
 @dataclass

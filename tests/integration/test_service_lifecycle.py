@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,26 +12,8 @@ from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from mesg_pusher.harness.soketi import Soketi
 from mesg_pusher.harness.ws_client import PusherWS
 from mesg_pusher.local_engine.app import Application
+from tests.support.e2e import trigger_many
 from tests.support.tcp_proxy import TcpProxy
-
-
-@pytest.fixture
-async def slow_pusher(soketi: Soketi) -> AsyncIterator[TcpProxy]:
-    """soketi behind a relay that holds each request 1 s: executions stay in flight a while."""
-    proxy = await TcpProxy(soketi.port, delay=1.0).start()
-    yield proxy
-    await proxy.stop()
-
-
-async def trigger_all(app: Application, instance: bytes, channel: str, count: int) -> list:
-    return await asyncio.gather(
-        *(
-            app.execute_task_and_wait_result(
-                instance, "trigger", {"channel": channel, "name": "n", "data": {"i": i}}, timeout=60
-            )
-            for i in range(count)
-        )
-    )
 
 
 async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
@@ -49,7 +30,7 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
         async with Application.connect(engine.endpoint) as app, PusherWS(soketi.ws_url()) as ws:
             instance = await app.resolve("com.mesg.pusher")
             await ws.subscribe(channel)
-            running = asyncio.create_task(trigger_all(app, instance, channel, 20))
+            running = asyncio.create_task(trigger_many(app, instance, channel, 20))
             await asyncio.sleep(0.5)  # the 20 are now waiting on the slow Pusher
             offset = len(service.log())
             await path.stop()  # the engine is away when their results are ready
@@ -67,7 +48,7 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
             # and the service went back to serving: once it has resubscribed (v0.16 does not
             # replay work created before that), a new execution completes
             await asyncio.to_thread(service.wait_for_log, "ready: subscribed", 30, offset)
-            again = await trigger_all(app, instance, channel, 1)
+            again = await trigger_many(app, instance, channel, 1)
             assert again[0].ok, again[0].error
     finally:
         assert service.stop() == 0
@@ -87,7 +68,7 @@ async def test_engine_restarted_service_reconnects_and_serves(soketi: Soketi) ->
         service.wait_for_log("ready: subscribed", timeout=20, after=offset)
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
-            results = await trigger_all(app, instance, f"restart-{uuid.uuid4().hex[:8]}", 5)
+            results = await trigger_many(app, instance, f"restart-{uuid.uuid4().hex[:8]}", 5)
         assert all(r.ok for r in results), [r.error for r in results]
         assert "connecting to the engine" in service.log()[offset:]
     finally:
@@ -103,7 +84,7 @@ async def test_sigterm_finishes_running_and_answers_queued(soketi: Soketi, slow_
         service.start_ready()
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
-            running = asyncio.create_task(trigger_all(app, instance, f"term-{uuid.uuid4().hex[:8]}", 12))
+            running = asyncio.create_task(trigger_many(app, instance, f"term-{uuid.uuid4().hex[:8]}", 12))
             await asyncio.sleep(0.5)  # 4 running (held by the slow Pusher), 8 queued
             service.signal(signal.SIGTERM)
             results = await running

@@ -65,7 +65,7 @@ def running_stack(
     engine = EngineProcess(
         env={**soketi.pusher_env(), **(env or {})},
         generation=generation,
-        runners=1 if generation == "g1" else runners,
+        runners=runners,
     ).start()
     services: tuple[ServiceProcess, ...] = ()
     try:

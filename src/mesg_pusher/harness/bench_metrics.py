@@ -24,7 +24,7 @@ from typing import Any
 
 from mesg_pusher.harness.bench import load
 from mesg_pusher.harness.measure import CpuMeter
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
+from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, terminate_all
 from mesg_pusher.harness.soketi import Soketi, free_port
 from mesg_pusher.local_engine.app import Application
 
@@ -91,8 +91,7 @@ async def _rounds(args: argparse.Namespace) -> dict[str, list[float]]:
                         flush=True,
                     )
         finally:
-            for engine in engines:
-                engine.stop()
+            terminate_all(engines)
     return figures
 
 

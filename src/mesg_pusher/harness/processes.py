@@ -114,7 +114,6 @@ class EngineProcess(Child):
     ) -> None:
         self.instance_env = dict(env or {})
         self.state_file = state_file
-        self.generation = generation
         argv = [sys.executable, "-m", "mesg_pusher.local_engine", "--port", str(port)]
         if generation != "g1":
             argv += ["--generation", generation, "--runners", str(runners)]
