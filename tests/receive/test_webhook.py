@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections import defaultdict
@@ -285,6 +286,9 @@ async def test_bodies_not_of_pushers_shape_are_400_with_the_reason(wstack: Stack
         ([{"name": "x", "channel": "c"}], "body is not a JSON object"),
         ({"time_ms": now, "events": [{"name": "x"}, "x"]}, "events[1] is not an object with a name"),
         ({"time_ms": now, "events": [{"channel": "c"}]}, "events[0] is not an object with a name"),
+        # Python's json extensions, which no JSON sender writes: NaN would pass any time window.
+        ({"time_ms": math.nan, "events": [{"name": "x", "channel": "c"}]}, "body is not JSON"),
+        ({"time_ms": now, "events": [{"name": "x", "n": math.inf}]}, "body is not JSON"),
     ]
     async with aiohttp.ClientSession() as session:
         for body, reason in cases:

@@ -21,11 +21,20 @@ SUBSCRIBED = "pusher:subscription_succeeded"
 WATCHLIST_EVENTS = ("online", "offline")
 
 
+def strict_json(text: str | bytes) -> Any:
+    """JSON as the standard has it: Python's NaN and Infinity extensions are refused (ValueError)."""
+    return json.loads(text, parse_constant=_no_constant)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_data(data: Any) -> Any:
     """Pusher carries event data as a string: JSON is decoded, anything else stays a string."""
     if isinstance(data, str):
         try:
-            return json.loads(data)
+            return strict_json(data)
         except ValueError:
             return data
     return data

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from mesg_pusher.receive.emitter import Emitter, Outcome
 from mesg_pusher.receive.gate import BACKLOG, MAX_CONNECTIONS, REQUEST_TIMEOUT, Gate, Tally
-from mesg_pusher.receive.webhook_body import Refused, WebhookToken, events_of, signed_by
+from mesg_pusher.receive.webhook_body import Malformed, WebhookToken, events_of, signed_by
 
 logger = logging.getLogger(__name__)
 # aiohttp's own server log: every record on it is about a client (malformed HTTP, a connection
@@ -148,9 +148,9 @@ class WebhookServer:
             return _answer(401, "unknown key or bad signature")
         try:
             events = events_of(raw)
-        except Refused as exc:
-            logger.warning("webhook refused (HTTP %d): %s", exc.status, exc)
-            return _answer(exc.status, f"malformed webhook body: {exc}")
+        except Malformed as exc:
+            logger.warning("webhook refused (HTTP 400): %s", exc)
+            return _answer(400, f"malformed webhook body: {exc}")
         return await self._emit(events)
 
     async def _emit(self, events: list[dict[str, Any]]) -> web.Response:

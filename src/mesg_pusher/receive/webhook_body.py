@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesg_pusher.receive.frames import parse_data
+from mesg_pusher.receive.frames import parse_data, strict_json
 
 # Webhooks older or newer than this (by our clock) are refused: a captured request cannot be
 # replayed later. Pusher's server SDKs use the same window.
@@ -46,12 +45,8 @@ class WebhookToken:
     secret: str = field(repr=False)
 
 
-class Refused(Exception):
-    """The webhook is not answered with events; ``status`` says why (401 or 400)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
+class Malformed(Exception):
+    """A signed body that is not Pusher's shape (answered 400); the message says what is wrong."""
 
 
 def signed_by(tokens: Iterable[WebhookToken], key: str, signature: str, body: bytes) -> bool:
@@ -67,29 +62,29 @@ def signed_by(tokens: Iterable[WebhookToken], key: str, signature: str, body: by
 
 
 def events_of(body: bytes, now_ms: float | None = None) -> list[dict[str, Any]]:
-    """The ``webhook`` events of a signed body; ``Refused(400)`` if it is not Pusher's shape.
+    """The ``webhook`` events of a signed body; ``Malformed`` if it is not Pusher's shape.
 
     Pusher's shape: a JSON object whose ``time_ms`` is a number within 5 minutes of ``now_ms``
     and whose ``events`` is a list of objects, each with a string ``name``.
     """
     try:
-        parsed = json.loads(body)
+        parsed = strict_json(body)
     except (UnicodeDecodeError, ValueError):
-        raise Refused(400, "body is not JSON") from None
+        raise Malformed("body is not JSON") from None
     if not isinstance(parsed, dict):
-        raise Refused(400, "body is not a JSON object")
+        raise Malformed("body is not a JSON object")
     time_ms, events = parsed.get("time_ms"), parsed.get("events")
     if isinstance(time_ms, bool) or not isinstance(time_ms, int | float):
-        raise Refused(400, "time_ms is not a number")
+        raise Malformed("time_ms is not a number")
     now = time.time() * 1000 if now_ms is None else now_ms
     if abs(now - time_ms) > MAX_AGE_MS:
-        raise Refused(400, f"time_ms is more than {MAX_AGE_MS // 60_000} minutes from this server's clock")
+        raise Malformed(f"time_ms is more than {MAX_AGE_MS // 60_000} minutes from this server's clock")
     if not isinstance(events, list):
-        raise Refused(400, "events is not a list")
+        raise Malformed("events is not a list")
     out = []
     for index, item in enumerate(events):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-            raise Refused(400, f"events[{index}] is not an object with a name")
+            raise Malformed(f"events[{index}] is not an object with a name")
         out.append(to_event(item, time_ms))
     return out
 
