@@ -341,3 +341,18 @@ async def test_unauthorized_close_without_signin_names_the_variable(caplog: pyte
     finally:
         await listener.stop()
         server.close()
+
+
+async def test_a_signin_left_unanswered_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def script(conn: ServerConnection, frames: list[dict[str, Any]], n: int) -> None:
+        await conn.wait_closed()  # subscriptions confirmed, the sign-in ignored (soketi without user auth)
+
+    fake = FakePusher(script)
+    identity = ListenerIdentity(signin=True)
+    listener, _, server = await _listener(fake, ReceiveSettings(identity=identity), signin_timeout=0.2)
+    try:
+        await _until(lambda: "no answer to pusher:signin within 0.2 s" in caplog.text)
+        assert not listener.signed_in and listener.running
+    finally:
+        await listener.stop()
+        server.close()

@@ -56,6 +56,7 @@ ACTIVITY_TIMEOUT = 120.0
 PONG_TIMEOUT = 30.0
 OPEN_TIMEOUT = 10.0
 CONFIRM_TIMEOUT = 10.0
+SIGNIN_TIMEOUT = 10.0
 RECONNECT_CAP = 10.0
 PAUSE_4100 = 2.0
 STABLE_AFTER = 5.0
@@ -82,6 +83,7 @@ class Listener:
         *,
         activity_timeout: float = ACTIVITY_TIMEOUT,
         pong_timeout: float = PONG_TIMEOUT,
+        signin_timeout: float = SIGNIN_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._emitter = emitter
@@ -90,6 +92,7 @@ class Listener:
         self._settings = settings
         self._activity_timeout = activity_timeout
         self._pong_timeout = pong_timeout
+        self._signin_timeout = signin_timeout
         self.identity = settings.identity
         self._options: PusherOptions | None = None
         self._channels: dict[str, asyncio.Future[str | None]] = {}
@@ -247,6 +250,7 @@ class Listener:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
+        unanswered: asyncio.TimerHandle | None = None
         async with connect(url, **self._connect_options(url)) as ws:
             try:
                 async with asyncio.timeout(OPEN_TIMEOUT):
@@ -270,6 +274,9 @@ class Listener:
                 self._ws = ws
                 if self.identity.signin:
                     await self._send_signin(ws)  # first: a server may count subscriptions as authorising
+                    unanswered = asyncio.get_running_loop().call_later(
+                        self._signin_timeout, self._no_signin, ws
+                    )
                 for name in list(self._channels):
                     if self._channels[name].done():
                         self._channels[name] = asyncio.get_running_loop().create_future()
@@ -278,7 +285,19 @@ class Listener:
             except ConnectionClosed as exc:
                 close = exc.rcvd
                 return (close.code, close.reason) if close is not None else (None, "connection dropped")
+            finally:
+                if unanswered is not None:
+                    unanswered.cancel()
         return None, "no pong within the timeout"
+
+    def _no_signin(self, ws: ClientConnection) -> None:
+        """Pusher always answers a sign-in; a server without user authentication may ignore it."""
+        if self._ws is ws and not self.signed_in:
+            logger.warning(
+                "no answer to pusher:signin within %g s: the server may not have user authentication "
+                "on (soketi ignores the sign-in then), so no watchlist event will come",
+                self._signin_timeout,
+            )
 
     async def _read(self, ws: ClientConnection, activity: float) -> None:
         while True:
