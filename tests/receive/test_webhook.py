@@ -296,3 +296,20 @@ async def test_bodies_not_of_pushers_shape_are_400_with_the_reason(wstack: Stack
             headers = _signed_headers(text, app.key, app.secret)
             async with session.post(f"http://127.0.0.1:{PORT}/", data=text, headers=headers) as response:
                 assert (response.status, reason in await response.text()) == (400, True), (body, reason)
+
+
+async def test_with_webhook_secrets_the_endpoint_runs_without_usable_app_settings(
+    soketi_factory: SoketiFactory,
+) -> None:
+    server = soketi_factory()
+    port = free_port()
+    env = {"PUSHER_WEBHOOK_PORT": str(port), "PUSHER_WEBHOOK_SECRETS": f"{ROTATED[0]}:{ROTATED[1]}"}
+    # No host: the app's own settings do not resolve. One process: the port is the host's.
+    with running_stack(server, env=env, service_env={"PUSHER_HOST": ""}, generation="g1") as stack:
+        stack.service.wait_for_log("webhook endpoint listening")
+        assert "only the keys of PUSHER_WEBHOOK_SECRETS are accepted" in stack.service.log()
+        body = json.dumps(
+            {"time_ms": time.time() * 1000, "events": [{"name": "channel_occupied", "channel": "x"}]}
+        )
+        assert await post_webhook(port, body, _signed_headers(body, *ROTATED)) == 200
+        assert await post_webhook(port, body, _signed_headers(body, server.app.key, server.app.secret)) == 401
