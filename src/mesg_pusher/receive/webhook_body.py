@@ -22,10 +22,10 @@ from typing import Any
 from mesg_pusher.receive.frames import parse_data, strict_json
 
 # Webhooks older or newer than this (by our clock) are refused: a captured request cannot be
-# replayed later. Pusher's server SDKs use the same window.
+# replayed later. The official Python SDK's validate_webhook uses the same window.
 MAX_AGE_MS = 300_000
 
-# The fields mesg.yml declares for a webhook event beyond name, channel and time_ms, with
+# The fields mesg.yml declares for a webhook event beyond name and time_ms, with
 # their JSON types. Anything else an event carries (or one of these of another type) goes
 # under ``extra``, as sent.
 FIELDS: Mapping[str, type | tuple[type, ...]] = {
