@@ -66,7 +66,7 @@ async def serve(
     engine = connect(settings.identity, keepalive_ms=settings.keepalive_ms)
     # One SSL context per process: the system store plus PUSHER_CA_BUNDLE, if set.
     pool = ClientPool(pusher_settings.ssl_context)
-    # The receiving side (issue 4): listener and webhook endpoint, when configured.
+    # The receiving side: listener and webhook endpoint, when configured.
     receiving = Receiving(engine, pusher_settings, receive_settings or ReceiveSettings())
     coalescer = Coalescer() if settings.coalesce else None
     worker = Worker(
@@ -107,7 +107,8 @@ def run_service() -> int:
         configure_logging("INFO", (), fmt)
         logger.error("cannot start: %s", exc)
         return 2
-    configure_logging(settings.log_level, pusher_settings.secrets + settings.secrets, fmt)
+    secrets = pusher_settings.secrets + settings.secrets + receive_settings.secrets
+    configure_logging(settings.log_level, secrets, fmt)
     identity = settings.identity
     logger.info(
         "mesg-pusher starting: engine %s (%s, %s%s), definition %s, concurrency %d",

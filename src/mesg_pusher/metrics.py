@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 PORT_VARIABLE = "MESG_PUSHER_METRICS_PORT"
 OUTCOMES = ("completed", "failed", "stopped")
-EVENT_KEYS = ("received", "webhook")
+EVENT_KEYS = ("received", "webhook", "online", "offline")
 OTHER_TASK = "other"
 # Seconds from receiving an execution to handing its result to the outbox: a trigger takes
 # a few ms alone and ~100 ms at 64 in flight on two cores; Pusher's timeout is 5 s by default.
@@ -78,7 +78,7 @@ class Hooks:
         """One publish call to Pusher carried ``events`` events."""
 
     def event_emitted(self, key: str) -> None:
-        """The engine accepted a ``received`` or ``webhook`` event."""
+        """The engine accepted an event (``received``, ``webhook``, ``online`` or ``offline``)."""
 
 
 hooks: Hooks = Hooks()
@@ -219,7 +219,7 @@ class Recorder(Hooks):
         yield batch
         emitted = CounterMetricFamily(
             "mesg_pusher_events_emitted",
-            "received and webhook events accepted by the engine",
+            "received, webhook, online and offline events accepted by the engine",
             labels=["event"],
         )
         for key, count in self._emitted.items():

@@ -14,7 +14,7 @@ from mesg_pusher.definition import check_event_data
 from mesg_pusher.local_engine.app import EventListener
 from tests.support.e2e import DEFINITION, channel, run
 
-__all__ = ["DEFINITION", "channel", "next_event", "no_event", "post_webhook", "run", "signed"]
+__all__ = ["DEFINITION", "channel", "next_event", "next_keyed", "no_event", "post_webhook", "run", "signed"]
 
 
 async def next_event(
@@ -26,6 +26,18 @@ async def next_event(
             assert check_event_data(DEFINITION.name, DEFINITION.events[key], data) is None
             if matches(data):
                 return data
+    raise AssertionError("event stream ended")
+
+
+async def next_keyed(
+    events: EventListener, matches: Callable[[str, dict[str, Any]], bool], timeout: float = 10.0
+) -> tuple[str, dict[str, Any]]:
+    """The next ``(key, data)`` that ``matches``, for a stream of several event keys."""
+    async with asyncio.timeout(timeout):
+        async for key, data in events:
+            assert check_event_data(DEFINITION.name, DEFINITION.events[key], data) is None
+            if matches(key, data):
+                return key, data
     raise AssertionError("event stream ended")
 
 

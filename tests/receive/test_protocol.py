@@ -7,6 +7,8 @@ protocol-7 server stands in for it here; the end-to-end tests use soketi.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 from typing import Any
@@ -17,6 +19,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from mesg_pusher.config import build_options
 from mesg_pusher.errors import EngineError, EngineRejected
 from mesg_pusher.receive.emitter import Emitter
+from mesg_pusher.receive.identity import ListenerIdentity
 from mesg_pusher.receive.listener import Listener
 from mesg_pusher.receive.settings import ReceiveSettings
 
@@ -39,10 +42,15 @@ class FakeEngine:
 
 
 class FakePusher:
-    """Each connection: connection_established, then ``script(conn, frames)``; frames are recorded."""
+    """Each connection: connection_established, then ``script(conn, frames)``; frames are recorded.
 
-    def __init__(self, script: Any) -> None:
+    Subscriptions are confirmed (or refused, for ``refused-`` channels) unless ``confirm`` is
+    false: then the script answers them.
+    """
+
+    def __init__(self, script: Any, confirm: bool = True) -> None:
         self.script = script
+        self.confirm = confirm
         self.connections: list[list[dict[str, Any]]] = []
 
     async def handler(self, conn: ServerConnection) -> None:
@@ -57,7 +65,7 @@ class FakePusher:
             async for raw in conn:
                 frame = json.loads(raw)
                 frames.append(frame)
-                if frame["event"] == "pusher:subscribe":
+                if frame["event"] == "pusher:subscribe" and self.confirm:
                     name = frame["data"]["channel"]
                     if name.startswith("refused-"):
                         error = {"type": "AuthError", "error": "nope", "status": 401}
@@ -77,15 +85,20 @@ class FakePusher:
             reader.cancel()
 
 
-async def _listener(fake: FakePusher, **kwargs: Any) -> tuple[Listener, FakeEngine, Any]:
+async def _listener(
+    fake: FakePusher,
+    settings: ReceiveSettings | None = None,
+    channels: tuple[str, ...] = ("chan",),
+    **kwargs: Any,
+) -> tuple[Listener, FakeEngine, Any]:
     server = await serve(fake.handler, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     options = build_options(
         {"appId": "1", "key": "k", "secret": "s3cret", "host": "127.0.0.1", "port": port, "useTLS": False}
     )
     engine = FakeEngine()
-    listener = Listener(Emitter(engine), ReceiveSettings(), **kwargs)  # type: ignore[arg-type]
-    listener.start(options, ["chan"])
+    listener = Listener(Emitter(engine), settings or ReceiveSettings(), **kwargs)  # type: ignore[arg-type]
+    listener.start(options, channels)
     return listener, engine, server
 
 
@@ -172,7 +185,9 @@ async def test_signed_subscriptions_and_refusals(caplog: pytest.LogCaptureFixtur
             f["data"]["channel"]: f["data"] for f in fake.connections[0] if f["event"] == "pusher:subscribe"
         }
         assert frames["private-a"]["auth"].startswith("k:") and "channel_data" not in frames["private-a"]
-        assert json.loads(frames["presence-b"]["channel_data"])["user_id"].startswith("mesg-pusher-")
+        # The default identity: one stable member, whatever the process.
+        assert json.loads(frames["presence-b"]["channel_data"]) == {"user_id": "mesg-pusher"}
+        assert not any(f["event"] == "pusher:signin" for f in fake.connections[0])  # off by default
         with pytest.raises(Exception, match="refused-c"):
             await listener.subscribe(["refused-c"], options)
         assert "refused-c" in caplog.text and "refused-c" not in listener.channels
@@ -200,3 +215,144 @@ async def test_emitter_retries_in_order_drops_oldest_and_logs_rejections(
     assert await emitter.emit("bad", {}) == "rejected"
     assert "data invalid" in caplog.text
     assert await emitter.close(1) == 0
+
+
+async def _frame(conn: ServerConnection, event: str, channel: str | None, data: Any) -> None:
+    frame = (
+        {"event": event, "data": data}
+        if channel is None
+        else {"event": event, "channel": channel, "data": data}
+    )
+    await conn.send(json.dumps(frame))
+
+
+def _hmac(message: str) -> str:
+    return hmac.new(b"s3cret", message.encode(), hashlib.sha256).hexdigest()
+
+
+async def test_presence_frames_become_received_events() -> None:
+    members = {
+        "presence": {"ids": ["mesg-pusher", 7], "hash": {"mesg-pusher": None, "7": {"n": 1}}, "count": 2}
+    }
+
+    async def script(conn: ServerConnection, frames: list[dict[str, Any]], n: int) -> None:
+        await _until(lambda: any(f["event"] == "pusher:subscribe" for f in frames))
+        room, added = "presence-room", {"user_id": "alice", "user_info": {"name": "Alice"}}
+        # Pusher sends data as JSON strings; the members come with the subscription's confirmation.
+        await _frame(conn, "pusher_internal:subscription_succeeded", room, json.dumps(members))
+        await _frame(conn, "pusher_internal:member_added", room, json.dumps(added))
+        await _frame(conn, "pusher_internal:member_removed", room, '{"user_id":"alice"}')
+        await _frame(conn, "pusher_internal:member_added", room, "{}")  # no user id: skipped
+        await _frame(conn, "pusher_internal:member_added", "presence-other", json.dumps(added))  # not ours
+        await _frame(conn, "done", room, "{}")
+
+    fake = FakePusher(script, confirm=False)
+    listener, engine, server = await _listener(fake, channels=("presence-room",))
+    try:
+        await _until(lambda: any(d.get("event") == "done" for _, d in engine.events))
+        assert engine.events[:-1] == [
+            (
+                "received",
+                {
+                    "channel": "presence-room",
+                    "event": "pusher:subscription_succeeded",
+                    "data": {
+                        "count": 2,
+                        "members": [{"user_id": "mesg-pusher"}, {"user_id": "7", "user_info": {"n": 1}}],
+                    },
+                },
+            ),
+            (
+                "received",
+                {
+                    "channel": "presence-room",
+                    "event": "pusher:member_added",
+                    "user_id": "alice",
+                    "data": {"user_id": "alice", "user_info": {"name": "Alice"}},
+                },
+            ),
+            (
+                "received",
+                {
+                    "channel": "presence-room",
+                    "event": "pusher:member_removed",
+                    "user_id": "alice",
+                    "data": {"user_id": "alice"},
+                },
+            ),
+        ]
+    finally:
+        await listener.stop()
+        server.close()
+
+
+async def test_signin_comes_first_signed_and_watchlist_frames_become_events(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    identity = ListenerIdentity(user_id="svc", user_info={"role": "bot"}, signin=True, watchlist=("a", "b"))
+    signin: dict[str, Any] = {}
+
+    async def script(conn: ServerConnection, frames: list[dict[str, Any]], n: int) -> None:
+        await _until(lambda: any(f["event"] == "pusher:subscribe" for f in frames))
+        signin.update(frames[0])
+        user_data = frames[0]["data"]["user_data"]
+        await _frame(conn, "pusher:signin_success", None, {"user_data": user_data})
+        # Pusher's grouped form, once as an object and once as a JSON string.
+        grouped = [{"name": "online", "user_ids": ["a", "b"]}, {"name": "away", "user_ids": ["a"]}]
+        await _frame(conn, "pusher_internal:watchlist_events", None, {"events": grouped})
+        offline = {"events": [{"name": "offline", "user_ids": ["b"]}]}
+        await _frame(conn, "pusher_internal:watchlist_events", None, json.dumps(offline))
+
+    fake = FakePusher(script)
+    caplog.set_level(logging.INFO)
+    listener, engine, server = await _listener(fake, ReceiveSettings(identity=identity))
+    try:
+        await _until(lambda: len(engine.events) == 3)
+        assert engine.events == [
+            ("online", {"user_id": "a"}),
+            ("online", {"user_id": "b"}),
+            ("offline", {"user_id": "b"}),
+        ]
+        assert listener.signed_in
+        assert signin["event"] == "pusher:signin"  # before any subscription
+        user_data = signin["data"]["user_data"]
+        assert json.loads(user_data) == {"id": "svc", "user_info": {"role": "bot"}, "watchlist": ["a", "b"]}
+        assert signin["data"]["auth"] == f"k:{_hmac(f'1.1::user::{user_data}')}"
+        assert "signed in to Pusher as svc (watching 2 users)" in caplog.text
+        assert "'name': 'away'" in caplog.text  # an entry of another name is logged, not emitted
+        subscribe = next(f for f in fake.connections[0] if f["event"] == "pusher:subscribe")
+        assert subscribe["data"] == {"channel": "chan"}
+    finally:
+        await listener.stop()
+        server.close()
+
+
+async def test_unauthorized_close_without_signin_names_the_variable(caplog: pytest.LogCaptureFixture) -> None:
+    async def script(conn: ServerConnection, frames: list[dict[str, Any]], n: int) -> None:
+        error = {"code": 4009, "message": "Connection not authorized within timeout."}
+        await conn.send(json.dumps({"event": "pusher:error", "data": error}))
+        await conn.close(4009, "Connection not authorized within timeout.")
+
+    fake = FakePusher(script)
+    listener, _, server = await _listener(fake)
+    try:
+        await _until(lambda: not listener.running)
+        assert listener.gave_up is not None and "set PUSHER_LISTENER_SIGNIN=true" in listener.gave_up
+    finally:
+        await listener.stop()
+        server.close()
+
+
+async def test_a_signin_left_unanswered_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async def script(conn: ServerConnection, frames: list[dict[str, Any]], n: int) -> None:
+        await conn.wait_closed()  # subscriptions confirmed, the sign-in ignored (soketi without user auth)
+
+    fake = FakePusher(script)
+    identity = ListenerIdentity(signin=True)
+    listener, _, server = await _listener(fake, ReceiveSettings(identity=identity), signin_timeout=0.2)
+    try:
+        await _until(lambda: "no answer to pusher:signin within 0.2 s" in caplog.text)
+        assert not listener.signed_in and listener.running
+    finally:
+        await listener.stop()
+        server.close()

@@ -16,11 +16,13 @@ from tests.receive.helpers import DEFINITION, channel, next_event, no_event, run
 from tests.support.stack import Stack, running_stack
 
 PUBLIC, PRIVATE, PRESENCE = channel(), channel("private-recv"), channel("presence-recv")
+LISTENER = {"PUSHER_LISTENER_USER_ID": "mesg-listener", "PUSHER_LISTENER_USER_INFO": '{"name": "MESG"}'}
 
 
 @pytest.fixture(scope="module")
 def rstack(soketi: Soketi) -> Iterator[Stack]:
-    with running_stack(soketi, env={"PUSHER_SUBSCRIBE": f"{PUBLIC}, {PRIVATE},{PRESENCE}"}) as stack:
+    env = {"PUSHER_SUBSCRIBE": f"{PUBLIC}, {PRIVATE},{PRESENCE}", **LISTENER}
+    with running_stack(soketi, env=env) as stack:
         yield stack
 
 
@@ -118,3 +120,79 @@ async def test_subscribe_refuses_bad_names_and_encrypted_without_key(
     assert not result.ok and "channel" in (result.error or "")
     result = await run(rapp, instance, "subscribe", {"channel": "private-encrypted-x"})
     assert not result.ok and "PUSHER_ENCRYPTION_MASTER_KEY_BASE64" in (result.error or "")
+
+
+async def test_presence_members_are_received_and_the_listener_is_the_configured_user(
+    rstack: Stack, rapp: Application, instance: bytes
+) -> None:
+    app = rstack.soketi.app
+    events = await rapp.listen_events(instance, key="received")
+    try:
+        async with PusherWS(rstack.soketi.ws_url()) as ws:
+            member = json.dumps({"user_id": "alice", "user_info": {"name": "Alice"}})
+            joined = await ws.subscribe(
+                PRESENCE,
+                auth=sign_private(app.key, app.secret, ws.socket_id, PRESENCE, member),
+                channel_data=member,
+            )
+            # Who alice finds there: the listener, as configured.
+            assert joined["presence"]["hash"]["mesg-listener"] == {"name": "MESG"}
+            got = await next_event(events, lambda d: d["event"] == "pusher:member_added")
+            assert got == {
+                "channel": PRESENCE,
+                "event": "pusher:member_added",
+                "user_id": "alice",
+                "data": {"user_id": "alice", "user_info": {"name": "Alice"}},
+            }
+        got = await next_event(events, lambda d: d["event"] == "pusher:member_removed")
+        assert got == {
+            "channel": PRESENCE,
+            "event": "pusher:member_removed",
+            "user_id": "alice",
+            "data": {"user_id": "alice"},
+        }
+    finally:
+        events.close()
+    users = await run(rapp, instance, "users", {"channel": PRESENCE})
+    assert users.ok, users.error
+    assert [u["id"] for u in users.outputs["users"]] == ["mesg-listener"]  # type: ignore[index]
+
+
+async def test_subscribing_to_a_presence_channel_emits_who_is_there(
+    rstack: Stack, rapp: Application, instance: bytes
+) -> None:
+    app = rstack.soketi.app
+    room = channel("presence-room")
+    events = await rapp.listen_events(instance, key="received")
+    try:
+        async with PusherWS(rstack.soketi.ws_url()) as ws:
+            member = json.dumps({"user_id": "bob"})
+            await ws.subscribe(
+                room, auth=sign_private(app.key, app.secret, ws.socket_id, room, member), channel_data=member
+            )
+            result = await run(rapp, instance, "subscribe", {"channel": room})
+            assert result.ok, result.error
+            got = await next_event(
+                events, lambda d: d["channel"] == room and d["event"] == "pusher:subscription_succeeded"
+            )
+        members = sorted(got["data"]["members"], key=lambda m: m["user_id"])
+        assert members == [{"user_id": "bob"}, {"user_id": "mesg-listener", "user_info": {"name": "MESG"}}]
+        assert got["data"]["count"] == 2 and "user_id" not in got
+    finally:
+        events.close()
+        await run(rapp, instance, "unsubscribe", {"channel": room})
+
+
+@pytest.mark.parametrize("generation", ["g2", "g3"])
+async def test_two_runners_are_one_presence_member(soketi: Soketi, generation: str) -> None:
+    room = channel("presence-runners")
+    with running_stack(soketi, env={"PUSHER_SUBSCRIBE": room}, generation=generation, runners=2) as stack:
+        for service in stack.services:
+            service.wait_for_log(f"subscribed to {room}")
+        async with Application.connect(stack.engine.endpoint) as app:
+            instance = await app.resolve("com.mesg.pusher")
+            info = await run(app, instance, "channel", {"channel": room, "info": "user_count"})
+            users = await run(app, instance, "users", {"channel": room})
+    assert info.ok and users.ok, (info.error, users.error)
+    assert info.outputs["user_count"] == 1  # type: ignore[index]
+    assert users.outputs["users"] == [{"id": "mesg-pusher"}]  # type: ignore[index]

@@ -52,6 +52,11 @@ KNOWN = (
     "PUSHER_WEBHOOK_PORT",
     "PUSHER_WS_HOST",
     "PUSHER_WS_PORT",
+    "PUSHER_WEBHOOK_SECRETS",
+    "PUSHER_LISTENER_USER_ID",
+    "PUSHER_LISTENER_USER_INFO",
+    "PUSHER_LISTENER_SIGNIN",
+    "PUSHER_LISTENER_WATCHLIST",
 )
 # Variables whose value is a secret whatever it holds, and the hints for Pusher's refusals.
 SECRET_WORDS = ("SECRET", "PASSWORD", "MASTER_KEY", "CREDENTIAL", "SIGNATURE")
@@ -210,13 +215,17 @@ def main(argv: list[str] | None = None) -> int:
         show_settings(environment, unmasked)
         unmasked.line("FAIL", str(exc))
         return 1
-    report = Report(settings.secrets)
+    try:
+        webhook_secrets = ReceiveSettings.from_environment(environment).secrets
+    except ConfigError:  # reported as a FAIL below, by check_static
+        webhook_secrets = ()
+    report = Report(settings.secrets + webhook_secrets)
     # Retries and warnings on stderr, masked; the report on stdout. A bad LOG_FORMAT is a FAIL below.
     try:
         fmt = log_format(environment)
     except ConfigError:
         fmt = "text"
-    configure_logging("WARNING", settings.secrets, fmt)
+    configure_logging("WARNING", report.secrets, fmt)
     show_settings(environment, report)
     asyncio.run(check(environment, settings, report))
     print("something is wrong: see FAIL above" if report.failed else "all good")

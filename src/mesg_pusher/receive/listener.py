@@ -5,6 +5,11 @@ own. It behaves as Pusher expects a client to: it answers ``pusher:ping``, pings
 activity timeout and reconnects when no pong comes, reconnects with backoff after a drop or
 a 4200-range close, pauses on a 4100-range close, gives up on a 4000-range close (Pusher
 says not to retry), and resubscribes every channel on each new connection.
+
+It is a full client: presence members joining and leaving are ``received`` events too, its
+own presence identity is configured (one stable member for every runner), and it can sign
+in, which servers with user authentication require and which brings the watchlist's
+``online`` and ``offline`` events (Pusher sends those to signed-in connections only).
 """
 
 from __future__ import annotations
@@ -18,20 +23,27 @@ import logging
 import random
 import ssl
 import time
-import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import nacl.exceptions
 import nacl.secret
 from pusher.crypto import generate_shared_secret
-from pusher.signature import sign
 
 from mesg_pusher import __version__
 from mesg_pusher.backoff import backoff
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError, PusherError
 from mesg_pusher.receive.emitter import Emitter
+from mesg_pusher.receive.frames import (
+    MEMBER_EVENTS,
+    SUBSCRIBED,
+    member_event,
+    parse_data,
+    presence_snapshot,
+    watchlist_events,
+)
+from mesg_pusher.receive.identity import channel_auth, signin_auth
 from mesg_pusher.receive.settings import ReceiveSettings
 
 if TYPE_CHECKING:
@@ -44,24 +56,21 @@ ACTIVITY_TIMEOUT = 120.0
 PONG_TIMEOUT = 30.0
 OPEN_TIMEOUT = 10.0
 CONFIRM_TIMEOUT = 10.0
+SIGNIN_TIMEOUT = 10.0
 RECONNECT_CAP = 10.0
 PAUSE_4100 = 2.0
 STABLE_AFTER = 5.0
 ENCRYPTED = "private-encrypted-"
+PRESENCE = "presence-"
+# Pusher's "unauthorized connection": a server with user authentication closes with it a
+# connection that did not sign in within its timeout (soketi: 30 s), or signed in wrongly.
+UNAUTHORIZED = 4009
+
+__all__ = ["GiveUp", "Listener", "parse_data"]
 
 
 class GiveUp(Exception):
     """Pusher closed with a 4000-4099 code: reconnecting would fail the same way."""
-
-
-def parse_data(data: Any) -> Any:
-    """Pusher carries event data as a string: JSON is decoded, anything else stays a string."""
-    if isinstance(data, str):
-        try:
-            return json.loads(data)
-        except ValueError:
-            return data
-    return data
 
 
 class Listener:
@@ -74,7 +83,7 @@ class Listener:
         *,
         activity_timeout: float = ACTIVITY_TIMEOUT,
         pong_timeout: float = PONG_TIMEOUT,
-        user_id: str | None = None,
+        signin_timeout: float = SIGNIN_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._emitter = emitter
@@ -83,13 +92,15 @@ class Listener:
         self._settings = settings
         self._activity_timeout = activity_timeout
         self._pong_timeout = pong_timeout
-        self.user_id = user_id or f"mesg-pusher-{uuid.uuid4().hex[:12]}"
+        self._signin_timeout = signin_timeout
+        self.identity = settings.identity
         self._options: PusherOptions | None = None
         self._channels: dict[str, asyncio.Future[str | None]] = {}
         self._ws: ClientConnection | None = None
         self._socket_id = ""
         self._task: asyncio.Task[None] | None = None
         self.gave_up: str | None = None
+        self.signed_in = False
         self.received = 0
 
     # -- state -----------------------------------------------------------------------------
@@ -203,8 +214,9 @@ class Listener:
                 code, reason = None, f"{type(exc).__name__}: {exc}"
             finally:
                 self._ws = None
+                self.signed_in = False
             if code is not None and 4000 <= code <= 4099:
-                self.gave_up = f"Pusher closed the connection with {code} ({reason})"
+                self.gave_up = f"Pusher closed the connection with {code} ({reason}){self._hint(code)}"
                 logger.error("Pusher listener stopped: %s; Pusher says not to reconnect", self.gave_up)
                 return
             if code is not None and 4100 <= code <= 4199:
@@ -238,6 +250,7 @@ class Listener:
         from websockets.asyncio.client import connect
         from websockets.exceptions import ConnectionClosed
 
+        unanswered: asyncio.TimerHandle | None = None
         async with connect(url, **self._connect_options(url)) as ws:
             try:
                 async with asyncio.timeout(OPEN_TIMEOUT):
@@ -253,11 +266,17 @@ class Listener:
                 if isinstance(server_timeout, int | float) and server_timeout > 0:
                     activity = min(activity, float(server_timeout))
                 logger.info(
-                    "connected to Pusher (socket %s); subscribing to %d channels",
+                    "connected to Pusher (socket %s); %ssubscribing to %d channels",
                     self._socket_id,
+                    f"signing in as {self.identity.user_id}, " if self.identity.signin else "",
                     len(self._channels),
                 )
                 self._ws = ws
+                if self.identity.signin:
+                    await self._send_signin(ws)  # first: a server may count subscriptions as authorising
+                    unanswered = asyncio.get_running_loop().call_later(
+                        self._signin_timeout, self._no_signin, ws
+                    )
                 for name in list(self._channels):
                     if self._channels[name].done():
                         self._channels[name] = asyncio.get_running_loop().create_future()
@@ -266,7 +285,19 @@ class Listener:
             except ConnectionClosed as exc:
                 close = exc.rcvd
                 return (close.code, close.reason) if close is not None else (None, "connection dropped")
+            finally:
+                if unanswered is not None:
+                    unanswered.cancel()
         return None, "no pong within the timeout"
+
+    def _no_signin(self, ws: ClientConnection) -> None:
+        """Pusher always answers a sign-in; a server without user authentication may ignore it."""
+        if self._ws is ws and not self.signed_in:
+            logger.warning(
+                "no answer to pusher:signin within %g s: the server may not have user authentication "
+                "on (soketi ignores the sign-in then), so no watchlist event will come",
+                self._signin_timeout,
+            )
 
     async def _read(self, ws: ClientConnection, activity: float) -> None:
         while True:
@@ -297,8 +328,17 @@ class Listener:
         code = data.get("code") if isinstance(data, dict) else None
         message = data.get("message") if isinstance(data, dict) else data
         if isinstance(code, int) and 4000 <= code <= 4099:
-            raise GiveUp(f"Pusher error {code}: {message}")
+            raise GiveUp(f"Pusher error {code}: {message}{self._hint(code)}")
         logger.warning("pusher:error %s: %s", code, message)
+
+    def _hint(self, code: int) -> str:
+        """What to do about a close code that has a usual cause in our settings."""
+        if code == UNAUTHORIZED and not self.identity.signin:
+            return (
+                "; the server wants connections to sign in (user authentication): "
+                "set PUSHER_LISTENER_SIGNIN=true"
+            )
+        return ""
 
     async def _handle(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
         event, channel = frame.get("event"), frame.get("channel")
@@ -309,10 +349,19 @@ class Listener:
         elif event == "pusher:error":
             self._check_error(frame)
         elif event == "pusher_internal:subscription_succeeded" and isinstance(channel, str):
-            future = self._channels.get(channel)
-            if future is not None and not future.done():
-                future.set_result(None)
-            logger.info("subscribed to %s", channel)
+            self._subscribed(channel, frame)
+        elif event in MEMBER_EVENTS and isinstance(channel, str) and channel in self._channels:
+            self._presence(channel, event, member_event(channel, event, frame.get("data")), frame)
+        elif event == "pusher:signin_success":
+            self.signed_in = True
+            watching = len(self.identity.watchlist)
+            logger.info(
+                "signed in to Pusher as %s%s",
+                self.identity.user_id,
+                f" (watching {watching} users)" if watching else "",
+            )
+        elif event == "pusher_internal:watchlist_events":
+            self._watchlist(frame.get("data"))
         elif event == "pusher:subscription_error" and isinstance(channel, str):
             data = parse_data(frame.get("data"))
             detail = data.get("error") or data.get("status") if isinstance(data, dict) else data
@@ -324,6 +373,33 @@ class Listener:
             return
         elif isinstance(channel, str) and channel in self._channels:
             self._received(channel, event, frame)
+
+    def _subscribed(self, channel: str, frame: dict[str, Any]) -> None:
+        """A confirmed subscription; on a presence channel, who is there becomes an event."""
+        future = self._channels.get(channel)
+        if future is not None and not future.done():
+            future.set_result(None)
+        logger.info("subscribed to %s", channel)
+        if channel.startswith(PRESENCE) and channel in self._channels:
+            self._presence(channel, SUBSCRIBED, presence_snapshot(channel, frame.get("data")), frame)
+
+    def _presence(
+        self, channel: str, event: str, payload: dict[str, Any] | None, frame: dict[str, Any]
+    ) -> None:
+        """Emit a presence frame turned into ``received`` data, or say why it could not be."""
+        if payload is None:
+            logger.warning("%s on %s without the documented data; skipped: %.200s", event, channel, frame)
+            return
+        self.received += 1
+        self._emitter.emit("received", payload)
+
+    def _watchlist(self, data: Any) -> None:
+        """One ``online`` or ``offline`` MESG event per user id of a watchlist frame."""
+        events, skipped = watchlist_events(data)
+        for key, payload in events:
+            self._emitter.emit(key, payload)
+        if skipped:
+            logger.warning("watchlist events not understood, skipped: %s", ", ".join(skipped)[:300])
 
     def _received(self, channel: str, event: str, frame: dict[str, Any]) -> None:
         data: Any = frame.get("data")
@@ -367,13 +443,20 @@ class Listener:
         if ws is None or options is None:
             return  # subscribed when the connection is (re)established
         data: dict[str, Any] = {"channel": name}
-        if name.startswith("presence-"):
-            channel_data = json.dumps({"user_id": self.user_id})
+        if name.startswith(PRESENCE):
+            channel_data = self.identity.channel_data()
             data["channel_data"] = channel_data
-            data["auth"] = f"{options.key}:{sign(options.secret, f'{self._socket_id}:{name}:{channel_data}')}"
+            data["auth"] = channel_auth(options.key, options.secret, self._socket_id, name, channel_data)
         elif name.startswith("private-"):
-            data["auth"] = f"{options.key}:{sign(options.secret, f'{self._socket_id}:{name}')}"
+            data["auth"] = channel_auth(options.key, options.secret, self._socket_id, name)
         await self._send(ws, "pusher:subscribe", data)
+
+    async def _send_signin(self, ws: ClientConnection) -> None:
+        """``pusher:signin`` as the configured user, signed with the app secret."""
+        assert self._options is not None
+        user_data = self.identity.user_data()
+        auth = signin_auth(self._options.key, self._options.secret, self._socket_id, user_data)
+        await self._send(ws, "pusher:signin", {"auth": auth, "user_data": user_data})
 
     @staticmethod
     async def _send(ws: ClientConnection, event: str, data: Any) -> None:

@@ -11,6 +11,7 @@ from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.receive.emitter import Emitter
 from mesg_pusher.receive.listener import Listener
 from mesg_pusher.receive.settings import ReceiveSettings
+from mesg_pusher.receive.webhook_body import WebhookToken
 
 if TYPE_CHECKING:
     from mesg_pusher.receive.webhook import WebhookServer
@@ -38,23 +39,42 @@ class Receiving:
             logger.error("%s is off: %s", what, exc)
             return None
 
+    def _webhook_tokens(self) -> tuple[WebhookToken, ...]:
+        """The app's own key and secret, when the environment gives them, then PUSHER_WEBHOOK_SECRETS."""
+        extra = self.settings.webhook_tokens
+        if not extra:
+            options = self._options("the webhook endpoint")
+            return () if options is None else (WebhookToken(options.key, options.secret),)
+        try:
+            options = self._pusher_settings.resolve({})
+        except (ConfigError, InputError) as exc:
+            logger.warning(
+                "webhook endpoint: only the keys of PUSHER_WEBHOOK_SECRETS are accepted, not the app's (%s)",
+                exc,
+            )
+            return extra
+        own = WebhookToken(options.key, options.secret)
+        return (own, *(token for token in extra if token != own))
+
     async def start(self) -> None:
         """Start what the environment asks for; a failure is logged, not fatal to the tasks."""
         self.emitter.start()
-        if self.settings.subscribe and (options := self._options("PUSHER_SUBSCRIBE")) is not None:
+        what = "PUSHER_SUBSCRIBE" if self.settings.subscribe else "PUSHER_LISTENER_SIGNIN"
+        if self.settings.listens and (options := self._options(what)) is not None:
             if self._engine.generation != "g1":
                 # Each runner is its own process with the instance's env: each one listens.
                 logger.info(
-                    "PUSHER_SUBSCRIBE: this runner listens; with several runners of this instance "
-                    "(several engine nodes), each listens, so each Pusher event becomes one "
-                    "'received' event per runner"
+                    "%s: this runner listens; with several runners of this instance (several "
+                    "engine nodes), each listens, so each Pusher event becomes one 'received' "
+                    "(or 'online', 'offline') event per runner",
+                    what,
                 )
             self.listener.start(options, self.settings.subscribe)
         port = self.settings.webhook_port
-        if port is not None and (options := self._options("the webhook endpoint")) is not None:
+        if port is not None and (tokens := self._webhook_tokens()):
             from mesg_pusher.receive.webhook import WebhookServer  # aiohttp.web only when asked for
 
-            server = WebhookServer(self.emitter, options, port)
+            server = WebhookServer(self.emitter, tokens, port)
             try:
                 await server.start()
             except OSError as exc:

@@ -1,5 +1,8 @@
 """Pusher webhooks over HTTP: each event in a signed batch becomes one ``webhook`` MESG event.
 
+What is checked (signature, freshness) and how events become MESG data is ``webhook_body``'s;
+this module is the HTTP side.
+
 Pusher retries a webhook that is not answered 2xx, so the answer is 200 only once the engine
 accepted every event of the batch; when the event queue is full or the engine does not
 accept in time, the events are withdrawn and the answer is 503, and Pusher's retry covers
@@ -15,19 +18,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
 import aiohttp.http_exceptions
-import pusher
 from aiohttp import web
-from pusher.signature import verify
 
-from mesg_pusher.config import PusherOptions
 from mesg_pusher.receive.emitter import Emitter, Outcome
 from mesg_pusher.receive.gate import BACKLOG, MAX_CONNECTIONS, REQUEST_TIMEOUT, Gate, Tally
-from mesg_pusher.receive.listener import parse_data
+from mesg_pusher.receive.webhook_body import Malformed, WebhookToken, events_of, signed_by
 
 logger = logging.getLogger(__name__)
 # aiohttp's own server log: every record on it is about a client (malformed HTTP, a connection
@@ -37,47 +37,15 @@ http_logger = logging.getLogger(f"{__name__}.http")
 MAX_BODY = 256 * 1024
 ACCEPT_TIMEOUT = 5.0
 PATHS = ("/", "/webhook")
-# The fields each webhook event may carry beyond name and channel, with their JSON types.
-FIELDS: Mapping[str, type | tuple[type, ...]] = {
-    "user_id": str,
-    "event": str,
-    "socket_id": str,
-    "subscription_count": (int, float),
-}
-
-
-def to_events(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
-    """The MESG ``webhook`` events of a validated body; None if it is not shaped as Pusher's."""
-    time_ms, events = body.get("time_ms"), body.get("events")
-    if isinstance(time_ms, bool) or not isinstance(time_ms, int | float) or not isinstance(events, list):
-        return None
-    out = []
-    for item in events:
-        if not isinstance(item, dict):
-            return None
-        name, channel = item.get("name"), item.get("channel")
-        if not isinstance(name, str) or not name or not isinstance(channel, str):
-            return None
-        event: dict[str, Any] = {"name": name, "channel": channel, "time_ms": time_ms}
-        for key, kind in FIELDS.items():
-            value = item.get(key)
-            if isinstance(value, kind) and not isinstance(value, bool):
-                event[key] = value
-        if item.get("data") is not None:
-            parsed = parse_data(item["data"])
-            if parsed is not None:
-                event["data"] = parsed
-        out.append(event)
-    return out
 
 
 class WebhookServer:
-    """An aiohttp server on ``port``, answering POST ``/`` and ``/webhook``."""
+    """An aiohttp server on ``port``, answering POST ``/`` and ``/webhook`` signed by one of ``tokens``."""
 
     def __init__(
         self,
         emitter: Emitter,
-        options: PusherOptions,
+        tokens: Iterable[WebhookToken],
         port: int,
         *,
         host: str = "0.0.0.0",
@@ -86,9 +54,7 @@ class WebhookServer:
         request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self._emitter = emitter
-        self._key = options.key
-        self._secret = options.secret
-        self._client = pusher.Pusher(app_id=options.app_id, key=options.key, secret=options.secret)
+        self._tokens = tuple(tokens)
         self._host = host
         self.port = port
         self._accept_timeout = accept_timeout
@@ -120,11 +86,13 @@ class WebhookServer:
             self.gate, self._host, self.port, backlog=BACKLOG
         )
         logger.info(
-            "webhook endpoint listening on %s:%d (at most %d connections, %g s per request)",
+            "webhook endpoint listening on %s:%d (at most %d connections, %g s per request; "
+            "signatures of key %s accepted)",
             self._host,
             self.port,
             self._max_connections,
             self._request_timeout,
+            ", ".join(dict.fromkeys(token.key for token in self._tokens)),
         )
 
     async def stop(self) -> None:
@@ -175,18 +143,14 @@ class WebhookServer:
             self.gate.request_read(request.transport)
         key = request.headers.get("X-Pusher-Key", "")
         signature = request.headers.get("X-Pusher-Signature", "")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if key != self._key or not signature or text is None or not verify(self._secret, text, signature):
+        if not signed_by(self._tokens, key, signature, raw):
             self._forged.note("forged")
             return _answer(401, "unknown key or bad signature")
-        body = self._client.validate_webhook(key, signature, text)
-        events = to_events(body) if isinstance(body, dict) else None
-        if events is None:
-            logger.warning("webhook refused: malformed body (or time_ms more than 5 minutes off)")
-            return _answer(400, "malformed webhook body")
+        try:
+            events = events_of(raw)
+        except Malformed as exc:
+            logger.warning("webhook refused (HTTP 400): %s", exc)
+            return _answer(400, f"malformed webhook body: {exc}")
         return await self._emit(events)
 
     async def _emit(self, events: list[dict[str, Any]]) -> web.Response:
