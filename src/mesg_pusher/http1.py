@@ -240,8 +240,13 @@ class _Connection(asyncio.Protocol):
                     UnusableAnswer(f"answer cut short: its body exceeds {MAX_BODY // (1024 * 1024)} MiB")
                 )
         elif name == b"transfer-encoding":
-            # Chunked as the last coding delimits the body; any other coding runs to the close.
-            self._delimited = value.rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+            # Chunked as the last coding delimits the body. Any other coding would run to the
+            # close, in a form we never asked for (no TE header is sent): said so, not read.
+            coding = value.rsplit(b",", 1)[-1].strip().lower()
+            if coding != b"chunked":
+                shown = "".join(c if c.isprintable() else "?" for c in coding[:40].decode("latin-1"))
+                self._refuse(UnusableAnswer(f"answer in a transfer coding we did not ask for ({shown})"))
+            self._delimited = True
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None

@@ -83,7 +83,7 @@ class Peer:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    _closed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> Peer:
         self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.tls, backlog=1024)
@@ -105,16 +105,18 @@ class Peer:
             pass
         finally:
             writer.transport.abort()
-            await asyncio.sleep(0)  # the socket itself closes on the loop's next pass
-            self.open -= 1
-            async with self._closed:
-                self._closed.notify_all()
             self._tasks.discard(task)
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)  # the socket itself closes on the loop's next pass
+            self.open -= 1
+            self._changed.set()
 
     async def wait_open(self, count: int, timeout: float = 10.0) -> None:
         """Until at most ``count`` of its connections are open (the client closed the others)."""
-        async with asyncio.timeout(timeout), self._closed:
-            await self._closed.wait_for(lambda: self.open <= count)
+        async with asyncio.timeout(timeout):
+            while self.open > count:
+                self._changed.clear()
+                await self._changed.wait()
 
     async def close(self) -> None:
         self.stop.set()

@@ -86,7 +86,8 @@ async def test_close_after_concurrent_calls_leaves_no_socket(peer: StartPeer) ->
     await asyncio.gather(*(client.trigger("ch", "ev", "d") for _ in range(10)))
     await asyncio.gather(*(client.trigger("ch", "ev", "d") for _ in range(10)))
     await pool.close()
-    await server.wait_open(0)
+    # Closed by close(), not by the idle expiry (KEEPALIVE_SECONDS, 4 s) that would come later.
+    await server.wait_open(0, timeout=2.0)
     assert open_sockets() == before
 
 
