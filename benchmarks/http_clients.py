@@ -37,7 +37,7 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-VARIANTS = ("sign", "bare", "ours", "aiohttp", "httpcore", "curl_cffi")
+VARIANTS = ("sign", "bare", "ours", "aiohttp", "httpcore", "curl_cffi", "transport", "transport-before")
 BASELINE = "bare"
 LIBRARIES = ("ours", "aiohttp", "httpcore", "curl_cffi")
 BODY_CAP = 4 * 1024 * 1024  # what http1 allows; the others are given the same by their wrapper
@@ -213,9 +213,28 @@ async def _measure(variant: str, port: int, calls: int, in_flight: int) -> dict[
     )
     inner = sdk._pusher_client
     base = f"http://127.0.0.1:{port}"
-    client = CLIENTS[variant]() if variant != "sign" else None
+    if variant.startswith("transport"):  # the service's whole path: our Transport under the SDK
+        from mesg_pusher.config import PusherOptions
+        from mesg_pusher.transport import Transport
 
-    async def one(i: int) -> None:
+        options = PusherOptions(
+            app_id="100001",
+            key="test-app-key",
+            secret="test-app-secret",
+            host="127.0.0.1",
+            use_tls=False,
+            port=port,
+        )
+        transport = Transport(options)
+
+        async def one(i: int) -> None:
+            await transport.send(inner.trigger.make_request("bench", "ev", '{"i":1}'))
+
+        client: Any = transport
+    else:
+        client = CLIENTS[variant]() if variant != "sign" else None
+
+    async def one_call(i: int) -> None:
         request = inner.trigger.make_request("bench", "ev", '{"i":1}')
         if client is None:
             return
@@ -226,9 +245,11 @@ async def _measure(variant: str, port: int, calls: int, in_flight: int) -> dict[
             raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
         json.loads(body)
 
+    call = one if variant.startswith("transport") else one_call
+
     async def worker(count: int) -> None:
         for i in range(count):
-            await one(i)
+            await call(i)
 
     await asyncio.gather(*(worker(200 // in_flight + 1) for _ in range(in_flight)))  # warm up
     cpu, wall = time.process_time(), time.perf_counter()
@@ -237,7 +258,13 @@ async def _measure(variant: str, port: int, calls: int, in_flight: int) -> dict[
     done = (calls // in_flight) * in_flight
     if client is not None:
         await client.close()
-    return {"cpu_us": cpu / done * 1e6, "rate": done / wall}
+    import resource
+
+    return {
+        "cpu_us": cpu / done * 1e6,
+        "rate": done / wall,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def _child(args: argparse.Namespace) -> int:
@@ -484,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     speed.add_argument("--calls-far", type=int, default=2000, help="measured calls per run with the relay")
     speed.add_argument("--in-flight", type=int, default=64)
     speed.add_argument("--rtt-ms", type=int, nargs="+", default=[0, 50])
-    speed.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    speed.add_argument("--variants", nargs="+", default=list(VARIANTS[:6]), choices=VARIANTS)
+    speed.add_argument(
+        "--compare-src",
+        help="src/ of another tree, for the transport-before variant (our Transport from there)",
+    )
     hostile = sub.add_parser("hostile", help="each client against misbehaving loopback peers")
     hostile.add_argument("--clients", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
     child = sub.add_parser("child")

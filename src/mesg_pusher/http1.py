@@ -53,6 +53,7 @@ MAX_HEAD = 64 * 1024
 # answer could never become a result; Pusher's are a few hundred bytes (a trigger) to the
 # channel list of a busy app (about 170 bytes a channel).
 MAX_BODY = 4 * 1024 * 1024
+_MAX_BODY_DIGITS = len(str(MAX_BODY))  # a shorter Content-Length is under it
 # Where a request is written: the target may hold visible ASCII only (no CR, LF, space,
 # control or non-ASCII character); header names are tokens; values visible ASCII and spaces.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -174,7 +175,9 @@ class _Connection(asyncio.Protocol):
             self.abort()
             return
         try:
-            if self._headers_seen:
+            size = self._head_size + len(data)
+            if self._headers_seen or size <= MAX_HEAD:  # the head's cap is not in reach
+                self._head_size = size
                 parser.feed_data(data)
             else:
                 self._feed_head(parser, data)
@@ -233,7 +236,7 @@ class _Connection(asyncio.Protocol):
         name = name.lower()
         if name == b"content-length":
             self._delimited = True
-            if value.strip().isdigit() and int(value) > MAX_BODY:
+            if len(value) >= _MAX_BODY_DIGITS and value.strip().isdigit() and int(value) > MAX_BODY:
                 self._refuse(
                     UnusableAnswer(f"answer cut short: its body exceeds {MAX_BODY // (1024 * 1024)} MiB")
                 )
@@ -249,10 +252,10 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         assert self._parser is not None
         status = self._parser.get_status_code()
-        if status == 101:
-            self._refuse(UnusableAnswer("the server switched protocols (HTTP 101) instead of answering"))
-        if 100 <= status < 200:  # interim: the answer is still to come
-            self._delimited = False
+        if status < 200:
+            if status == 101:
+                self._refuse(UnusableAnswer("the server switched protocols (HTTP 101) instead of answering"))
+            self._delimited = False  # interim: the answer is still to come
             return
         self._headers_seen = True
 
@@ -447,11 +450,21 @@ class ConnectionPool:
 
     def request_bytes(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
         """The request as written; ``InvalidRequest`` if a value cannot go on the wire as it is."""
-        _check_request(method, target, headers)
-        lines = [f"{method} {self._prefix}{target} HTTP/1.1\r\n".encode("ascii"), self._head]
-        lines.extend(f"{name}: {value}\r\n".encode("ascii") for name, value in headers.items())
+        # One pass over what varies (target and header values) for the usual, valid request;
+        # the precise check (and its error) only when that pass finds something.
+        values = target + "".join(headers.values())
+        if (
+            method not in _METHODS
+            or target[:1] != "/"
+            or " " in target
+            or not (values.isascii() and values.isprintable())
+            or not _CHECKED_NAMES.issuperset(headers)
+        ):
+            _check_request(method, target, headers)
+        lines = [f"{method} {self._prefix}{target} HTTP/1.1\r\n".encode(), self._head]
+        lines.extend(f"{name}: {value}\r\n".encode() for name, value in headers.items())
         if body or method != "GET":
-            lines.append(f"Content-Length: {len(body)}\r\n".encode("ascii"))
+            lines.append(f"Content-Length: {len(body)}\r\n".encode())
         lines.append(b"\r\n")
         lines.append(body)
         return b"".join(lines)
