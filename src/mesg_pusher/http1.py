@@ -310,7 +310,8 @@ class _Connection(asyncio.Protocol):
         end = self._tunnel_head.find(b"\r\n\r\n")
         if end >= 0:
             # A proxy says nothing after its answer to CONNECT until the client speaks (TLS).
-            self._tunnel.set_result(self._tunnel_head[: end + 4])
+            head, self._tunnel_head = self._tunnel_head[: end + 4], b""
+            self._tunnel.set_result(head)
         elif len(self._tunnel_head) > MAX_HEAD:
             self._tunnel_head = b""
             self._tunnel.set_exception(ConnectFailed("proxy answered CONNECT with no end of headers"))
