@@ -125,7 +125,9 @@ def run_service() -> int:
         pusher_settings.resolve({})
     except (ConfigError, InputError) as exc:
         logger.warning("no usable default Pusher settings (%s); executions must give them", exc)
-    asyncio.run(serve(settings, pusher_settings, receive_settings=receive_settings, metrics_port=metrics_port))
+    asyncio.run(
+        serve(settings, pusher_settings, receive_settings=receive_settings, metrics_port=metrics_port)
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import math
 import os
 import re
@@ -24,7 +25,7 @@ from dotenv import dotenv_values
 
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.identity import EngineIdentity
-from mesg_pusher.redact import redact_pusher_url, redact_url, url_password
+from mesg_pusher.redact import redact_pusher_url, redact_url, url_secrets
 
 # Connection input -> the variable that sets it; the order is the README's.
 VARIABLES: Mapping[str, str] = {
@@ -46,16 +47,26 @@ DEFAULT_TIMEOUT_MS = 5000
 MAX_TIMEOUT_MS = 600_000
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
-_APP_ID = re.compile(r"^[0-9]+$")
+_APP_ID = re.compile(r"[0-9]{1,20}")
+# The app key goes into every request's query string as it is (the SDK does not encode it):
+# only characters that need no encoding in a URL, so it can neither split the request nor
+# change the signed query.
+_KEY = re.compile(r"[A-Za-z0-9._~-]{1,256}")
 # PUSHER_URL, as Pusher's dashboard and Heroku add-on give it: http(s)://key:secret@host[:port]/apps/id
-_PUSHER_URL = re.compile(r"^(https?)://([^:@/]+):([^@/]+)@([^/:]+)(?::(\d+))?/apps/(\d+)/?$")
+_PUSHER_URL = re.compile(
+    r"^(https?)://([^:@/]+):([^@/]+)@(\[[0-9A-Fa-f:.]+\]|[^/:\[\]]+)(?::(\d+))?/apps/(\d+)/?$"
+)
 _LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")
-_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+_IPV6 = re.compile(r"\[([0-9A-Fa-f:.]+)\]")
 
 
 def valid_host(value: str) -> bool:
     """A DNS name (labels of 1 to 63 characters, 253 in all), an IPv4 address or a bracketed IPv6."""
-    if _IPV6.fullmatch(value):
+    if bracketed := _IPV6.fullmatch(value):
+        try:
+            ipaddress.IPv6Address(bracketed.group(1))
+        except ValueError:
+            return False
         return True
     name = value[:-1] if value.endswith(".") else value
     return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
@@ -142,6 +153,11 @@ class PusherOptions:
         )
 
 
+def _shown(value: str) -> str:
+    """A refused value fit for a message: escaped (CR, LF...) and cut to 40 characters."""
+    return repr(value[:40] + ("…" if len(value) > 40 else ""))
+
+
 def _clean(value: Any) -> Any:
     """Empty strings and None are unset."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -163,8 +179,13 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
         listed = ", ".join(f"{VARIABLES[n]} (input {n!r})" for n in missing)
         raise ConfigError(f"Pusher credentials missing: set {listed}")
     app_id, key, secret = (str(get(n)).strip() for n in ("appId", "key", "secret"))
-    if not _APP_ID.match(app_id):
-        raise ConfigError(f"{_source('appId', 'PUSHER_APP_ID')} must be digits, not {app_id!r}")
+    if not _APP_ID.fullmatch(app_id):
+        raise ConfigError(f"{_source('appId', 'PUSHER_APP_ID')} must be digits, not {_shown(app_id)}")
+    if not _KEY.fullmatch(key):
+        raise ConfigError(
+            f"{_source('key', 'PUSHER_APP_KEY')} (the app key) must be letters, digits, '-', '_', '.' "
+            f"or '~', not {_shown(key)}"
+        )
 
     host, cluster = get("host"), get("cluster")
     for name, value in (("host", host), ("cluster", cluster)):
@@ -203,6 +224,14 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
         if not proxy_host:
             raise ConfigError(
                 f"{_source('proxy', 'PUSHER_PROXY')} must name a proxy host, e.g. http://proxy:3128"
+            )
+        try:
+            proxy_port = urlsplit(proxy.strip()).port
+        except ValueError:
+            proxy_port = 0
+        if proxy_port == 0:
+            raise ConfigError(
+                f"{_source('proxy', 'PUSHER_PROXY')} has a port that is not a number from 1 to 65535"
             )
         proxy = proxy.strip()
     master_key = get("encryptionMasterKeyBase64")
@@ -332,15 +361,16 @@ class PusherSettings:
 
 
 def secrets_in(values: Mapping[str, Any]) -> tuple[str, ...]:
-    """The app secret and proxy password among connection settings or inputs, if strings."""
+    """The app secret, the master key and the proxy password (in each form it is sent: see
+    ``redact.url_secrets``) among connection settings or inputs, if strings."""
     found = [
         value
         for name in ("secret", "encryptionMasterKeyBase64")
         if isinstance(value := values.get(name), str) and value
     ]
     proxy = values.get("proxy")
-    if isinstance(proxy, str) and (password := url_password(proxy)):
-        found.append(password)
+    if isinstance(proxy, str):
+        found.extend(url_secrets(proxy.strip()))
     return tuple(found)
 
 

@@ -15,25 +15,49 @@ What the transport needs to tell outcomes apart is kept exact:
 - ``ConnectionLost`` and ``NoAnswer``: the request was written and no complete answer came,
   so Pusher may have acted on it.
 
+- ``PoolTimeout`` (no connection came free before the deadline), ``InvalidRequest`` (a
+  value that cannot go on the wire), ``PoolClosed``: nothing was sent either;
+- ``UnusableAnswer`` (a ``ConnectionLost``): an answer came that we refuse to read on (too
+  large, a protocol switch); asking again would bring the same.
+
 A connection is reused only after a complete answer that allows it, and only if it was idle
 for less than ``keepalive`` seconds (shorter than common servers' idle timeout, so we do not
 write to a connection the server is closing). A proxy is spoken to as HTTP/1.1 proxies
 expect: absolute-form targets for ``http://``, a ``CONNECT`` tunnel then TLS for ``https://``.
+
+What a peer can make us hold is bounded: ``MAX_HEAD`` bytes of answer head (interim answers
+included), ``MAX_BODY`` bytes of body, one answer per request (interim 1xx answers are
+skipped, a 101 refused, bytes nobody asked for end the connection), and at most ``limit``
+connections per pool, waited for within the request's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import re
 import ssl
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httptools
 
-from mesg_pusher.redact import redact_url
+from mesg_pusher.redact import basic_token, redact_url
+
+# An answer's head, interim answers included: Pusher's are a few hundred bytes; 64 KiB is what
+# common servers accept as a request head at most (nginx 32 KiB, Node.js 16 KiB), so no
+# legitimate peer comes near it.
+MAX_HEAD = 64 * 1024
+# An answer's body: the engine carries at most 4 MB of outputs per execution, so a larger
+# answer could never become a result; Pusher's are a few hundred bytes (a trigger) to the
+# channel list of a busy app (about 170 bytes a channel).
+MAX_BODY = 4 * 1024 * 1024
+_MAX_BODY_DIGITS = len(str(MAX_BODY))  # a shorter Content-Length is under it
+# Where a request is written: the target may hold visible ASCII only (no CR, LF, space,
+# control or non-ASCII character); header names are tokens; values visible ASCII and spaces.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"})
 
 
 class HTTPClientError(Exception):
@@ -45,21 +69,49 @@ class ConnectFailed(HTTPClientError):
 
 
 class CertificateFailed(HTTPClientError):
-    """The server's certificate was refused; ``error`` is the ``ssl`` verification error."""
+    """A certificate was refused; ``error`` is the ``ssl`` verification error.
 
-    def __init__(self, error: ssl.SSLCertVerificationError) -> None:
+    ``proxy``: it was the ``https://`` proxy's certificate, not the server's.
+    """
+
+    def __init__(self, error: ssl.SSLCertVerificationError, proxy: bool = False) -> None:
         super().__init__(str(error))
         self.error = error
+        self.proxy = proxy
 
 
 class HandshakeFailed(HTTPClientError):
     """The TLS handshake failed for another reason than the certificate: nothing was sent."""
 
+    def __init__(self, reason: str, proxy: bool = False) -> None:
+        super().__init__(reason)
+        self.proxy = proxy
+
+
+class PoolTimeout(HTTPClientError):
+    """Every connection stayed busy until the deadline: nothing was sent."""
+
+
+class PoolClosed(HTTPClientError):
+    """The pool was closed (the service is stopping): nothing was sent."""
+
+
+class InvalidRequest(HTTPClientError):
+    """A value cannot go on the wire as it is (CR, LF, space, non-ASCII...): nothing was sent."""
+
 
 class ProxyRefused(HTTPClientError):
-    """The proxy answered ``CONNECT`` with an error status: nothing reached the server."""
+    """The proxy answered ``CONNECT`` with an error status: nothing reached the server.
+
+    ``reason`` is the proxy's reason phrase cut to ``MAX_REASON`` characters, printable only.
+    """
+
+    MAX_REASON = 200
 
     def __init__(self, status: int, reason: str) -> None:
+        reason = "".join(c if c.isprintable() else "?" for c in reason[: self.MAX_REASON + 1])
+        if len(reason) > self.MAX_REASON:
+            reason = reason[: self.MAX_REASON] + "…"
         super().__init__(f"HTTP {status} {reason}")
         self.status = status
         self.reason = reason
@@ -67,6 +119,11 @@ class ProxyRefused(HTTPClientError):
 
 class ConnectionLost(HTTPClientError):
     """The request was sent; the connection ended (or the answer was malformed) before its end."""
+
+
+class UnusableAnswer(ConnectionLost):
+    """The request was sent; the answer is refused (too large, a protocol switch), the connection
+    closed. Asking again would bring the same answer, so reads are not retried either."""
 
 
 class NoAnswer(HTTPClientError):
@@ -79,6 +136,10 @@ class Response:
     body: bytes
 
 
+class _Stop(Exception):
+    """Raised from a parser callback to stop parsing; the reason is kept on the connection."""
+
+
 class _Connection(asyncio.Protocol):
     """One connection: at most one request at a time, its answer parsed as it arrives."""
 
@@ -89,9 +150,14 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[Response] | None = None
         self._parser: httptools.HttpResponseParser | None = None
         self._chunks: list[bytes] = []
+        self._body_size = 0
+        # Bytes fed to the parser before the final answer's head was complete (interim answers too).
+        self._head_size = 0
         self._headers_seen = False
         # The answer's length is known (Content-Length or chunked); if not, it ends with the connection.
         self._delimited = False
+        # Why the answer was refused from inside a parser callback (see ``_refuse``).
+        self._refusal: HTTPClientError | None = None
         # Only while a CONNECT tunnel is being opened: its answer's head, up to the blank line.
         self._tunnel: asyncio.Future[bytes] | None = None
         self._tunnel_head = b""
@@ -104,14 +170,41 @@ class _Connection(asyncio.Protocol):
         if self._tunnel is not None:
             self._tunnel_received(data)
             return
-        if self._parser is None:  # nothing was asked: the server is not speaking HTTP to us
-            self.close()
+        parser = self._parser
+        if parser is None:  # nothing was asked: never let these bytes answer a later request
+            self.abort()
             return
         try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionLost(f"malformed answer ({type(exc).__name__})"))
-            self.close()
+            size = self._head_size + len(data)
+            if self._headers_seen or size <= MAX_HEAD:  # the head's cap is not in reach
+                self._head_size = size
+                parser.feed_data(data)
+            else:
+                self._feed_head(parser, data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade, _Stop) as exc:
+            refusal, self._refusal = self._refusal, None
+            if refusal is None and isinstance(exc, httptools.HttpParserUpgrade):
+                refusal = UnusableAnswer("the server switched protocols instead of answering")
+            if refusal is None:
+                refusal = ConnectionLost(f"malformed answer ({type(exc).__name__})")
+            self._fail(refusal)
+            self.abort()
+        except Exception as exc:  # a peer's bytes must never escape into the event loop
+            self._fail(ConnectionLost(f"answer not readable ({type(exc).__name__})"))
+            self.abort()
+
+    def _feed_head(self, parser: httptools.HttpResponseParser, data: bytes) -> None:
+        """Feed ``data`` while the head is incomplete: no more than ``MAX_HEAD`` bytes of it."""
+        while data:
+            if self._headers_seen:
+                parser.feed_data(data)
+                return
+            room = MAX_HEAD - self._head_size
+            if room <= 0:
+                self._refuse(UnusableAnswer(f"answer cut short: its head exceeds {MAX_HEAD // 1024} KiB"))
+            part, data = (data, b"") if len(data) <= room else (data[:room], data[room:])
+            self._head_size += len(part)
+            parser.feed_data(part)
 
     def eof_received(self) -> bool | None:
         self._end_of_answer()
@@ -130,20 +223,54 @@ class _Connection(asyncio.Protocol):
             self._tunnel.set_exception(ConnectFailed("proxy closed the connection"))
 
     # -- httptools callbacks ------------------------------------------------------------------
+    def _refuse(self, reason: HTTPClientError) -> None:
+        """Stop parsing this answer for ``reason`` (raised out of ``feed_data``)."""
+        self._refusal = reason
+        raise _Stop(str(reason))
+
+    def on_message_begin(self) -> None:
+        if self._answer is None:  # a second answer to one request
+            self._refuse(ConnectionLost("answer followed by bytes nobody asked for"))
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() in (b"content-length", b"transfer-encoding"):
+        name = name.lower()
+        if name == b"content-length":
+            self._delimited = True
+            if len(value) >= _MAX_BODY_DIGITS and value.strip().isdigit() and int(value) > MAX_BODY:
+                self._refuse(
+                    UnusableAnswer(f"answer cut short: its body exceeds {MAX_BODY // (1024 * 1024)} MiB")
+                )
+        elif name == b"transfer-encoding":
+            # Chunked as the last coding delimits the body. Any other coding would run to the
+            # close, in a form we never asked for (no TE header is sent): said so, not read.
+            coding = value.rsplit(b",", 1)[-1].strip().lower()
+            if coding != b"chunked":
+                shown = "".join(c if c.isprintable() else "?" for c in coding[:40].decode("latin-1"))
+                self._refuse(UnusableAnswer(f"answer in a transfer coding we did not ask for ({shown})"))
             self._delimited = True
 
     def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if status < 200:
+            if status == 101:
+                self._refuse(UnusableAnswer("the server switched protocols (HTTP 101) instead of answering"))
+            self._delimited = False  # interim: the answer is still to come
+            return
         self._headers_seen = True
 
     def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY:
+            self._refuse(
+                UnusableAnswer(f"answer cut short: its body exceeds {MAX_BODY // (1024 * 1024)} MiB")
+            )
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
         parser, answer = self._parser, self._answer
-        if parser is None or answer is None:
-            return
+        if parser is None or answer is None or not self._headers_seen:
+            return  # an interim (1xx) answer ended: wait for the final one
         status = parser.get_status_code()
         if not parser.should_keep_alive():
             self.close()
@@ -159,6 +286,7 @@ class _Connection(asyncio.Protocol):
         answer: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._answer = answer
         self._chunks = []
+        self._body_size = self._head_size = 0
         self._headers_seen = self._delimited = False
         self._parser = httptools.HttpResponseParser(self)
         self.transport.write(data)
@@ -176,12 +304,16 @@ class _Connection(asyncio.Protocol):
 
     def _tunnel_received(self, data: bytes) -> None:
         assert self._tunnel is not None
+        if self._tunnel.done():
+            return
         self._tunnel_head += data
         end = self._tunnel_head.find(b"\r\n\r\n")
-        if end >= 0 and not self._tunnel.done():
+        if end >= 0:
             # A proxy says nothing after its answer to CONNECT until the client speaks (TLS).
-            self._tunnel.set_result(self._tunnel_head[: end + 4])
-        elif len(self._tunnel_head) > 65536 and not self._tunnel.done():
+            head, self._tunnel_head = self._tunnel_head[: end + 4], b""
+            self._tunnel.set_result(head)
+        elif len(self._tunnel_head) > MAX_HEAD:
+            self._tunnel_head = b""
             self._tunnel.set_exception(ConnectFailed("proxy answered CONNECT with no end of headers"))
 
     def _end_of_answer(self) -> None:
@@ -192,6 +324,7 @@ class _Connection(asyncio.Protocol):
 
     def _fail(self, exc: HTTPClientError) -> None:
         answer, self._answer, self._parser = self._answer, None, None
+        self._chunks = []
         if answer is not None and not answer.done():
             answer.set_exception(exc)
 
@@ -199,15 +332,25 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Close at once, dropping anything unsent (a peer that does not read cannot hold it)."""
+        if self.transport is not None:
+            self.transport.abort()
+
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where requests go: the server, and the proxy to reach it through (if any)."""
+    """Where requests go: the server, and the proxy to reach it through (if any).
+
+    ``host`` is a name or an address as ``getaddrinfo`` takes it (an IPv6 address without
+    brackets); ``proxy_tls`` is the trust used for an ``https://`` proxy (default: the system's).
+    """
 
     host: str
     port: int
     tls: ssl.SSLContext | None  # None: plain HTTP
     proxy: str | None = None  # http(s)://[user:password@]host:port
+    proxy_tls: ssl.SSLContext | None = None
 
     def __repr__(self) -> str:
         proxy = redact_url(self.proxy) if self.proxy else None
@@ -220,12 +363,8 @@ def _authority(host: str, port: int) -> str:
 
 def _proxy_authorization(proxy_url: str) -> bytes:
     """``Proxy-Authorization`` header line for credentials in the proxy URL, else nothing."""
-    parts = urlsplit(proxy_url)
-    if parts.username is None:
-        return b""
-    user, password = unquote(parts.username), unquote(parts.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return f"Proxy-Authorization: Basic {token}\r\n".encode()
+    token = basic_token(proxy_url)
+    return f"Proxy-Authorization: Basic {token}\r\n".encode() if token else b""
 
 
 _SYSTEM_TLS: ssl.SSLContext | None = None
@@ -245,22 +384,57 @@ def _describe(exc: OSError) -> str:
     return str(exc.strerror or exc) or type(exc).__name__
 
 
+def _visible_ascii(text: str) -> bool:
+    """Only visible ASCII and spaces (no CR, LF, tab, other control or non-ASCII character)."""
+    return text.isascii() and text.isprintable()
+
+
+def _check_request(method: str, target: str, headers: dict[str, str]) -> None:
+    """Refuse what would change the request's meaning on the wire (``InvalidRequest``)."""
+    if method not in _METHODS:
+        raise InvalidRequest(f"request not sent: method {method[:20]!r} is not one we send")
+    if not (target.startswith("/") and _visible_ascii(target)) or " " in target:
+        raise InvalidRequest(
+            "request not sent: its path or query holds a character HTTP does not allow there "
+            "(CR, LF, space, a control or non-ASCII character)"
+        )
+    for name, value in headers.items():
+        if name not in _CHECKED_NAMES:
+            if not _TOKEN.fullmatch(name):
+                raise InvalidRequest(f"request not sent: header name {name[:40]!r} is not an HTTP token")
+            _CHECKED_NAMES.add(name)
+        if not _visible_ascii(value):
+            raise InvalidRequest(
+                f"request not sent: header {name!r} holds a character HTTP does not allow there"
+            )
+
+
+# Header names already found to be tokens: the SDK sends the same two on every request.
+_CHECKED_NAMES: set[str] = set()
+
+
 class ConnectionPool:
-    """Connections to one ``Endpoint``, reused while kept alive; at most ``limit`` at once."""
+    """Connections to one ``Endpoint``, reused while kept alive; at most ``limit`` at once.
+
+    ``retire()`` keeps it serving but closes every connection as soon as it is idle;
+    ``close()`` closes every connection now and refuses later requests.
+    """
 
     def __init__(self, endpoint: Endpoint, *, keep_alive: bool, keepalive: float, limit: int) -> None:
         self.endpoint = endpoint
+        self.limit = limit
         self._keep_alive = keep_alive
         self._keepalive = keepalive
         self._slots = asyncio.Semaphore(limit)
         self._idle: deque[_Connection] = deque()
         self._open: set[_Connection] = set()
         self._sweep: asyncio.TimerHandle | None = None
+        self._closed = False
         proxy, tls = endpoint.proxy, endpoint.tls
         authority = _authority(endpoint.host, endpoint.port)
         # Through a plain-http proxy the request names the whole URL; otherwise only the path.
         self._prefix = f"http://{authority}" if proxy and tls is None else ""
-        head = f"Host: {authority}\r\n".encode()
+        head = f"Host: {authority}\r\n".encode("ascii")
         if proxy and tls is None:
             head += _proxy_authorization(proxy)
         if not keep_alive:
@@ -271,7 +445,23 @@ class ConnectionPool:
         """Connections open now (in use or idle)."""
         return len(self._open)
 
+    def __bool__(self) -> bool:
+        """A pool is a pool, open connections or not (``len()`` counts connections)."""
+        return True
+
     def request_bytes(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+        """The request as written; ``InvalidRequest`` if a value cannot go on the wire as it is."""
+        # One pass over what varies (target and header values) for the usual, valid request;
+        # the precise check (and its error) only when that pass finds something.
+        values = target + "".join(headers.values())
+        if (
+            method not in _METHODS
+            or target[:1] != "/"
+            or " " in target
+            or not (values.isascii() and values.isprintable())
+            or not _CHECKED_NAMES.issuperset(headers)
+        ):
+            _check_request(method, target, headers)
         lines = [f"{method} {self._prefix}{target} HTTP/1.1\r\n".encode(), self._head]
         lines.extend(f"{name}: {value}\r\n".encode() for name, value in headers.items())
         if body or method != "GET":
@@ -285,7 +475,20 @@ class ConnectionPool:
     ) -> Response:
         """Send one request and read its answer, all before ``deadline`` (event-loop time)."""
         data = self.request_bytes(method, target, headers, body)
-        async with self._slots:
+        if self._closed:
+            raise PoolClosed("connections closed")
+        slots = self._slots
+        if slots.locked():  # every connection busy: wait for one, within the deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await slots.acquire()
+            except TimeoutError:
+                raise PoolTimeout(f"all {self.limit} connections stayed busy") from None
+        else:
+            await slots.acquire()
+        try:
+            if self._closed:
+                raise PoolClosed("connections closed")
             connection = self._reuse()
             if connection is None:
                 connection = await self._connect(deadline)
@@ -293,13 +496,15 @@ class ConnectionPool:
                 async with asyncio.timeout_at(deadline):
                     response = await connection.send(data)
             except TimeoutError:
-                connection.close()
+                connection.abort()
                 raise NoAnswer("no answer in time") from None
             except BaseException:  # lost, malformed or cancelled: the connection is not reusable
-                connection.close()
+                connection.abort()
                 raise
             self._release(connection)
             return response
+        finally:
+            slots.release()
 
     def _reuse(self) -> _Connection | None:
         """The most recently used idle connection still fit to use, if any."""
@@ -312,7 +517,7 @@ class ConnectionPool:
         return None
 
     def _release(self, connection: _Connection) -> None:
-        if connection.closed or not self._keep_alive:
+        if connection.closed or not self._keep_alive or self._closed:
             connection.close()
             return
         loop = asyncio.get_running_loop()
@@ -343,7 +548,7 @@ class ConnectionPool:
                 try:
                     if proxy is not None:
                         # An https:// proxy is spoken to over TLS itself (then TLS again, tunnelled).
-                        to_proxy = default_tls() if proxy.scheme == "https" else None
+                        to_proxy = (endpoint.proxy_tls or default_tls()) if proxy.scheme == "https" else None
                         await loop.create_connection(
                             lambda: connection,
                             proxy.hostname or "",
@@ -359,9 +564,9 @@ class ConnectionPool:
                             server_hostname=host if tls_now else None,
                         )
                 except ssl.SSLCertVerificationError as exc:
-                    raise CertificateFailed(exc) from None
+                    raise CertificateFailed(exc, proxy=proxy is not None) from None
                 except ssl.SSLError as exc:
-                    raise HandshakeFailed(str(exc.reason or exc)) from None
+                    raise HandshakeFailed(str(exc.reason or exc), proxy=proxy is not None) from None
                 except OSError as exc:
                     if proxy is not None:
                         where = redact_url(endpoint.proxy or "")
@@ -371,13 +576,16 @@ class ConnectionPool:
                 if proxy is not None and endpoint.tls is not None:
                     await self._tunnel(connection, endpoint.tls)
         except TimeoutError:
-            connection.close()
+            connection.abort()
             self._open.discard(connection)
             raise ConnectFailed("timed out") from None
         except BaseException:
-            connection.close()
+            connection.abort()
             self._open.discard(connection)
             raise
+        if self._closed:  # closed while connecting
+            connection.abort()
+            raise PoolClosed("connections closed")
         return connection
 
     async def _tunnel(self, connection: _Connection, tls: ssl.SSLContext) -> None:
@@ -385,7 +593,7 @@ class ConnectionPool:
         endpoint = self.endpoint
         authority = _authority(endpoint.host, endpoint.port)
         request = (
-            f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode()
+            f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
             + _proxy_authorization(endpoint.proxy or "")
             + b"\r\n"
         )
@@ -414,13 +622,23 @@ class ConnectionPool:
             raise ConnectFailed("proxy closed the tunnel")
         connection.transport = transport
 
+    def retire(self) -> None:
+        """Keep serving, but hold nothing: idle connections close now, busy ones once answered."""
+        self._keep_alive = False
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+        while self._idle:
+            self._idle.pop().close()
+
     async def close(self) -> None:
-        """Close every connection, idle or in use."""
+        """Close every connection, idle or in use, now; later requests fail as ``PoolClosed``."""
+        self._closed = True
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
         self._idle.clear()
         for connection in list(self._open):
-            connection.close()
+            connection.abort()
         self._open.clear()
         await asyncio.sleep(0)  # let the transports finish closing their sockets

@@ -15,7 +15,8 @@ from pusher.http import Request
 
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError
-from mesg_pusher.transport import SDKBackend, Transport
+from mesg_pusher.http1 import ConnectionPool
+from mesg_pusher.transport import MAX_CONNECTIONS, PoolKey, SDKBackend, Transport, open_pool, pool_key
 
 logger = logging.getLogger(__name__)
 MAX_CLIENTS = 64
@@ -31,14 +32,29 @@ def sdk_errors() -> Iterator[None]:
 
 
 class ClientPool:
-    """SDK clients keyed by options; the least recently used beyond ``MAX_CLIENTS`` is closed."""
+    """SDK clients keyed by options, over one connection pool per endpoint (``pool_key``).
 
-    def __init__(self, ssl_context: ssl.SSLContext | None = None, max_clients: int = MAX_CLIENTS) -> None:
+    Beyond ``max_clients`` option sets, the least recently used is dropped, and the connection
+    pool of its endpoint retired once no remaining option set uses it: it closes its idle
+    connections at once and the others when their answer is in (an execution still holding
+    the dropped client is served, on connections closed after it). ``close()`` closes every
+    connection.
+    """
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext | None = None,
+        max_clients: int = MAX_CLIENTS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self._clients: OrderedDict[PusherOptions, pusher.Pusher] = OrderedDict()
         self._transports: dict[PusherOptions, Transport] = {}
+        self._pools: dict[PoolKey, ConnectionPool] = {}
+        self._users: dict[PoolKey, int] = {}  # option sets among the clients, per pool
+        self._retired: list[ConnectionPool] = []
         self._ssl_context = ssl_context
         self._max = max_clients
-        self._closing: set[asyncio.Task[None]] = set()
+        self._max_connections = max_connections
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -49,7 +65,11 @@ class ClientPool:
         if client is not None:
             self._clients.move_to_end(options)
             return client
-        transport = Transport(options, self._ssl_context)
+        key = pool_key(options)
+        connections = self._pools.get(key)
+        if connections is None:
+            connections = self._pools[key] = open_pool(options, self._ssl_context, self._max_connections)
+        transport = Transport(options, self._ssl_context, connections)
         with sdk_errors():
             client = pusher.Pusher(
                 app_id=options.app_id,
@@ -65,18 +85,32 @@ class ClientPool:
             )
         self._clients[options] = client
         self._transports[options] = transport
+        self._users[key] = self._users.get(key, 0) + 1
         if len(self._clients) > self._max:
             old, _ = self._clients.popitem(last=False)
-            task = asyncio.get_running_loop().create_task(self._transports.pop(old).close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            del self._transports[old]
+            old_key = pool_key(old)
+            self._users[old_key] -= 1
+            if not self._users[old_key]:
+                del self._users[old_key]
+                retired = self._pools.pop(old_key)
+                retired.retire()
+                # Kept to be closed at shutdown should a straggler still use it then.
+                self._retired = [pool for pool in self._retired if len(pool)] + [retired]
         return client
 
+    def connections(self) -> int:
+        """Connections open now, over every pool (retired ones included)."""
+        return sum(len(pool) for pool in (*self._pools.values(), *self._retired))
+
     async def close(self) -> None:
-        """Close every HTTP session (at shutdown)."""
+        """Close every connection (at shutdown)."""
         self._clients.clear()
-        transports, self._transports = list(self._transports.values()), {}
-        await asyncio.gather(*(t.close() for t in transports), *self._closing)
+        self._transports.clear()
+        self._users.clear()
+        pools, self._pools = [*self._pools.values(), *self._retired], {}
+        self._retired = []
+        await asyncio.gather(*(pool.close() for pool in pools))
 
 
 def send_signed(client: pusher.Pusher, method: str, path: str, params: dict[str, Any]) -> Awaitable[Any]:

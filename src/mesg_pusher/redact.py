@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 
@@ -77,3 +78,28 @@ def url_password(url: str) -> str | None:
         return urlsplit(url).password
     except ValueError:
         return None
+
+
+def basic_token(url: str) -> str | None:
+    """The Basic credentials (base64 of ``user:password``, percent-decoded) a URL's user info
+    makes: what goes in ``Proxy-Authorization``; None without a user."""
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return None
+    if user is None:
+        return None
+    pair = f"{unquote(user)}:{unquote(password or '')}"
+    return base64.b64encode(pair.encode()).decode("ascii")
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """Every form a URL's password can leave in: as written, percent-decoded, and inside the
+    Basic token (``user:password`` and its base64), which a proxy may echo back."""
+    password = url_password(url)
+    if not password:
+        return ()
+    token = basic_token(url) or ""
+    decoded = unquote(password)
+    return tuple(dict.fromkeys(s for s in (password, decoded, token, base64.b64decode(token).decode()) if s))

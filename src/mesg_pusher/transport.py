@@ -1,14 +1,23 @@
 """The HTTP transport under the official Pusher SDK: pooled, asynchronous, with safe retries.
 
 The SDK builds and signs each request (``pusher.http.Request``); its ``backend`` hook hands
-the request to us. We send it over one ``http1.ConnectionPool`` per distinct ``PusherOptions``
-(keep-alive on unless disabled) and turn every outcome into a value or one of our errors:
+the request to us. We send it over the ``http1.ConnectionPool`` of its app's endpoint (see
+``pool_key``: one per host, port, TLS, proxy and keep-alive, shared by every option set that
+reaches the same place, so its connection limit holds for them together) and turn every
+outcome into a value or one of our errors:
 
 - the request never reached Pusher (refused, DNS, proxy unreachable): retried with backoff
   while the execution's timeout allows — safe, as Pusher saw nothing;
 - sent but no complete answer (timeout, connection reset): a write is *not* retried (it may
   have been applied, and a retry could publish twice) and the error says so; a read is retried;
-- an HTTP error status: raised with the status and Pusher's body; reads retry on 5xx.
+- an HTTP error status: raised with the status and Pusher's body; reads retry on 5xx;
+- an answer we refuse (too large, a protocol switch, JSON we cannot decode): a write's outcome
+  is unknown, a read is not retried (the same answer would come);
+- a request that could not be written as it is (a CR/LF, space or non-ASCII character that
+  got past the configuration's checks): ``InputError``, nothing sent.
+
+Text quoted from the peer (bodies, reason phrases) is masked of this option set's secrets,
+the proxy's Basic token included, before it goes into an error.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from pusher.http import Request
 
 from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
+from mesg_pusher.errors import InputError, PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
 from mesg_pusher.http1 import (
     CertificateFailed,
     ConnectFailed,
@@ -33,11 +42,15 @@ from mesg_pusher.http1 import (
     ConnectionPool,
     Endpoint,
     HandshakeFailed,
+    InvalidRequest,
     NoAnswer,
+    PoolClosed,
+    PoolTimeout,
     ProxyRefused,
+    UnusableAnswer,
     default_tls,
 )
-from mesg_pusher.redact import redact_url, url_password
+from mesg_pusher.redact import redact_url, scrub, url_password
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +64,38 @@ BACKOFF_CAP = 1.0
 
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
 _NAME_MISMATCH = (62, 64)
+
+
+PoolKey = tuple[str, int, bool, str | None, bool]
+
+
+def pool_key(options: PusherOptions) -> PoolKey:
+    """What makes two option sets' connections interchangeable: host, port, TLS, proxy (with its
+    credentials: they open the tunnel) and keep-alive (it is in every request's head). The app
+    id, key and secret are not in it: they travel in each request, signed, not in the connection;
+    the timeout is per request."""
+    return (options.host, options.port_or_default, options.use_tls, options.proxy, options.keep_alive)
+
+
+def open_pool(
+    options: PusherOptions, ssl_context: ssl.SSLContext | None = None, limit: int | None = None
+) -> ConnectionPool:
+    """A connection pool for ``options``' endpoint; ``ssl_context`` (``PUSHER_CA_BUNDLE``, else the
+    system store) is trusted for Pusher and for an ``https://`` proxy alike."""
+    trust = ssl_context or default_tls()
+    endpoint = Endpoint(
+        host=options.host.removeprefix("[").removesuffix("]"),  # an IPv6 literal, bracketed in settings
+        port=options.port_or_default,
+        tls=trust if options.use_tls else None,
+        proxy=options.proxy,
+        proxy_tls=trust,
+    )
+    return ConnectionPool(
+        endpoint,
+        keep_alive=options.keep_alive,
+        keepalive=KEEPALIVE_SECONDS,
+        limit=MAX_CONNECTIONS if limit is None else limit,
+    )
 
 
 def _has_user(url: str) -> bool:
@@ -76,27 +121,35 @@ async def _pause_fits(deadline: float, attempt: int) -> bool:
 
 
 class Transport:
-    """One pool of HTTP connections for one set of ``PusherOptions``."""
+    """Requests of one set of ``PusherOptions`` over a connection pool.
 
-    def __init__(self, options: PusherOptions, ssl_context: ssl.SSLContext | None = None) -> None:
+    ``pool``: a pool shared with other option sets of the same endpoint, owned (and closed)
+    by whoever made it (``ClientPool``); without one, the transport opens its own on first
+    use and closes it in ``close()``.
+    """
+
+    def __init__(
+        self,
+        options: PusherOptions,
+        ssl_context: ssl.SSLContext | None = None,
+        pool: ConnectionPool | None = None,
+    ) -> None:
         self.options = options
         self._ssl_context = ssl_context
-        self._pool: ConnectionPool | None = None
+        self._pool = pool
+        self._owns_pool = pool is None
         self._where = f"{options.host}:{options.port_or_default}"
+        self._secrets = options.secrets
         # How long Pusher took to answer lately (moving average, seconds), once it has answered.
         self.answer_time: float | None = None
 
     def _open(self) -> ConnectionPool:
-        options = self.options
-        tls = (self._ssl_context or default_tls()) if options.use_tls else None
-        endpoint = Endpoint(host=options.host, port=options.port_or_default, tls=tls, proxy=options.proxy)
-        self._pool = ConnectionPool(
-            endpoint, keep_alive=options.keep_alive, keepalive=KEEPALIVE_SECONDS, limit=MAX_CONNECTIONS
-        )
+        self._pool = open_pool(self.options, self._ssl_context)
         return self._pool
 
     async def close(self) -> None:
-        if self._pool is not None:
+        """Close the pool if this transport opened it (a shared one is closed by its owner)."""
+        if self._pool is not None and self._owns_pool:
             pool, self._pool = self._pool, None
             await pool.close()
 
@@ -111,7 +164,8 @@ class Transport:
         ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
         began waiting for Pusher earlier, e.g. queued behind other calls.
         """
-        pool = self._pool or self._open()
+        # Not `self._pool or ...`: a pool with no open connection has len() 0.
+        pool = self._pool if self._pool is not None else self._open()
         loop = asyncio.get_running_loop()
         if deadline is None:
             deadline = loop.time() + self.options.timeout
@@ -129,9 +183,22 @@ class Transport:
                 response = await pool.exchange(request.method, target, headers, body, deadline)
             except CertificateFailed as exc:
                 # Not retried: the same certificate would be refused again.
-                raise PusherUnreachable(self._describe_certificate_error(exc.error)) from None
+                raise PusherUnreachable(self._describe_certificate_error(exc.error, exc.proxy)) from None
             except HandshakeFailed as exc:
-                raise PusherUnreachable(f"TLS handshake with {self._where} failed: {exc}") from None
+                peer = f"proxy {redact_url(self.options.proxy or '')}" if exc.proxy else self._where
+                raise PusherUnreachable(f"TLS handshake with {peer} failed: {exc}") from None
+            except PoolTimeout as exc:
+                raise PusherUnreachable(
+                    f"could not reach Pusher at {self._where} within {self.options.timeout:g} s: "
+                    f"{exc}, so the request was not sent"
+                ) from None
+            except PoolClosed:
+                raise PusherUnreachable(
+                    f"request to Pusher at {self._where} not sent: its connections were closed "
+                    "(the service is stopping)"
+                ) from None
+            except InvalidRequest as exc:
+                raise InputError(str(exc)) from None
             except ConnectFailed as exc:
                 # Nothing reached Pusher: safe to try again while time remains.
                 attempt += 1
@@ -154,8 +221,15 @@ class Transport:
                 ) from None
             except ConnectionLost as exc:
                 attempt += 1
-                if not is_write and await _pause_fits(deadline, attempt):
+                # A refused answer would be the same again: a read is not asked twice for it.
+                retry = not is_write and not isinstance(exc, UnusableAnswer)
+                if retry and await _pause_fits(deadline, attempt):
                     continue
+                if not is_write and isinstance(exc, UnusableAnswer):
+                    raise PusherUnreachable(
+                        f"answer from Pusher at {self._where} refused ({exc}); not asked again, "
+                        "as the same answer would come"
+                    ) from None
                 if not is_write:
                     raise PusherUnreachable(
                         f"connection to Pusher at {self._where} lost before the answer "
@@ -168,7 +242,7 @@ class Transport:
                 ) from None
             except ProxyRefused as exc:
                 # The proxy refused to open a tunnel (CONNECT, for https): Pusher saw nothing.
-                raise self._proxy_refused(exc.status, exc.reason) from None
+                raise self._proxy_refused(exc.status, scrub(exc.reason, self._secrets)) from None
             status = response.status
             metrics.hooks.pusher_response(status)
             took = loop.time() - began
@@ -181,24 +255,33 @@ class Transport:
                 try:
                     return json.loads(text) if text else {}
                 except ValueError:
-                    raise PusherHTTPError(status, "answer is not JSON: " + text) from None
+                    raise PusherHTTPError(status, self._quoted("answer is not JSON: " + text)) from None
+                except RecursionError:
+                    raise PusherHTTPError(status, "answer is not usable JSON: nested too deeply") from None
             if status >= 500 and not is_write:
                 attempt += 1
                 if await _pause_fits(deadline, attempt):
                     continue
-            raise PusherHTTPError(status, text)
+            raise PusherHTTPError(status, self._quoted(text))
 
-    def _describe_certificate_error(self, error: Exception) -> str:
-        """Which check failed: the host name (wrong certificate) or the chain (untrusted CA)."""
+    def _quoted(self, text: str) -> str:
+        """A peer's text as an error may carry it: without this option set's secrets (a proxy
+        may echo the request, its Basic token with it)."""
+        return scrub(text, self._secrets) if self._secrets else text
+
+    def _describe_certificate_error(self, error: Exception, proxy: bool = False) -> str:
+        """Which check failed: the host name (wrong certificate) or the chain (untrusted CA), and
+        whose certificate it was: Pusher's or the ``https://`` proxy's."""
         code = getattr(error, "verify_code", None)
         reason = getattr(error, "verify_message", None) or str(error)
+        whose = f"proxy {redact_url(self.options.proxy or '')}" if proxy else self._where
         if code in _NAME_MISMATCH:
             return (
-                f"TLS certificate of {self._where} does not match the host name "
+                f"TLS certificate of {whose} does not match the host name "
                 f"({reason}): connect with a host name the certificate lists"
             )
         return (
-            f"TLS certificate of {self._where} not trusted ({reason}): add its CA certificate "
+            f"TLS certificate of {whose} not trusted ({reason}): add its CA certificate "
             "to the system store or give it in PUSHER_CA_BUNDLE (a PEM file)"
         )
 

@@ -445,7 +445,7 @@ async def test_client_pool_reuses_clients_and_closes_connections(http_server: An
         assert connections is not None and len(connections) == 1  # kept alive
     finally:
         await pool.close()
-    assert transport._pool is None and len(connections) == 0
+    assert len(connections) == 0 and pool.connections() == 0
     assert len(pool) == 0
 
 

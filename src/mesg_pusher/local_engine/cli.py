@@ -212,7 +212,9 @@ async def _supervise(
     return status
 
 
-async def _stop_child(child: asyncio.subprocess.Process, exited: asyncio.Future[int], stop_timeout: float) -> None:
+async def _stop_child(
+    child: asyncio.subprocess.Process, exited: asyncio.Future[int], stop_timeout: float
+) -> None:
     """SIGTERM, then SIGKILL after ``stop_timeout`` seconds, as ``docker stop``."""
     if exited.done():
         return
