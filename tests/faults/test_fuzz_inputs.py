@@ -216,6 +216,9 @@ def connection_inputs(closed_port: int) -> st.SearchStrategy[dict[str, Any]]:
         "encryptionMasterKeyBase64": _or_junk(
             st.sampled_from([MASTER_KEY, "not base64!", "AAAA", MASTER_KEY[:-4], ""])
         ),
+        "maxDataBytes": _or_junk(st.sampled_from([1, 10_240, 65_536, 1_048_576, 0, 1_048_577, 1.5, "64k"])),
+        "maxBatchSize": _or_junk(st.sampled_from([1, 10, 100, 0, 101, -1])),
+        "maxChannelNameLength": _or_junk(st.sampled_from([1, 164, 200, 0, 201, "long"])),
     }
     # No host override means the environment's (soketi's) host: PUSHER_HOST takes precedence over
     # cluster, so no example ever resolves a real Pusher host name.
