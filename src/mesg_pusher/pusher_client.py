@@ -7,7 +7,7 @@ import contextlib
 import logging
 import ssl
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
 import pusher
@@ -15,7 +15,7 @@ from pusher.http import Request
 
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError
-from mesg_pusher.transport import SDKBackend, Transport
+from mesg_pusher.transport import RawAnswer, SDKBackend, Transport
 
 logger = logging.getLogger(__name__)
 MAX_CLIENTS = 64
@@ -79,22 +79,39 @@ class ClientPool:
         await asyncio.gather(*(t.close() for t in transports), *self._closing)
 
 
-def signed_request(client: pusher.Pusher, method: str, path: str, params: Any) -> Request:
+def signed_request(
+    client: pusher.Pusher, method: str, path: str, params: Any, query: Mapping[str, str] | None = None
+) -> Request:
     """A request signed with the SDK's own signing, for what its methods cannot send as we need.
 
-    ``params`` is the query of a GET and the JSON body of a POST (``Request``'s rule). Used for
-    events (the SDK's ``trigger`` refuses data over 30 KB by its own count, whatever the
-    cluster's limit, and cannot send ``info``) and terminate_connections (the SDK 3.3.4 drops
-    the ``/apps/{id}`` prefix the API documents).
+    ``params`` is the query of a GET and the JSON body of a POST (``Request``'s rule); ``query``
+    adds query parameters to a POST, signed with it. Used for events (the SDK's ``trigger``
+    refuses data over 30 KB by its own count, whatever the cluster's limit, and cannot send
+    ``info``), terminate_connections (the SDK 3.3.4 drops the ``/apps/{id}`` prefix the API
+    documents) and the raw ``request`` task.
     """
     with sdk_errors():
-        return Request(client._pusher_client, method, path, params)  # the SDK's REST client
+        request = Request(client._pusher_client, method, path, params)  # the SDK's REST client
+        if query and method == "POST":
+            # The SDK signs a POST's query (its auth parameters) when the request is built;
+            # with ours in it, its own signing runs again over the whole query.
+            request.query_params = dict(query)
+            request._generate_auth()
+    return request
 
 
 def send(client: pusher.Pusher, request: Request) -> Awaitable[Any]:
     """Send a signed request through the client's backend: our ``Transport``, its timeout,
     proxy, retries and error mapping."""
     result: Awaitable[Any] = client._pusher_client.http.send_request(request)
+    return result
+
+
+def send_raw(client: pusher.Pusher, request: Request) -> Awaitable[RawAnswer]:
+    """Send a signed request through the client's ``Transport`` and take any 2xx as its answer,
+    undecoded (the raw ``request`` task); every other outcome is the same error as for a task."""
+    transport: Transport = client._pusher_client.http.transport
+    result: Awaitable[RawAnswer] = transport.send(request, raw=True)
     return result
 
 

@@ -9,6 +9,9 @@ the request to us. We send it over one ``http1.ConnectionPool`` per distinct ``P
 - sent but no complete answer (timeout, connection reset): a write is *not* retried (it may
   have been applied, and a retry could publish twice) and the error says so; a read is retried;
 - an HTTP error status: raised with the status and Pusher's body; reads retry on 5xx.
+
+``send(..., raw=True)`` (the raw ``request`` task) takes any 2xx as success and returns it as
+a ``RawAnswer`` (status and undecoded text): what that answer means is the caller's to say.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 import random
 import ssl
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,6 +79,14 @@ async def _pause_fits(deadline: float, attempt: int) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """A 2xx answer as it came: its status and body text (``send(..., raw=True)``)."""
+
+    status: int
+    text: str
+
+
 class Transport:
     """One pool of HTTP connections for one set of ``PusherOptions``."""
 
@@ -105,11 +117,12 @@ class Transport:
         """``host:port`` of Pusher, for error messages."""
         return self._where
 
-    async def send(self, request: Request, deadline: float | None = None) -> Any:
+    async def send(self, request: Request, deadline: float | None = None, *, raw: bool = False) -> Any:
         """Send a signed SDK request; the decoded JSON answer or one of our errors.
 
         ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
-        began waiting for Pusher earlier, e.g. queued behind other calls.
+        began waiting for Pusher earlier, e.g. queued behind other calls. ``raw``: any 2xx is
+        an answer, returned undecoded as a ``RawAnswer``; retries and errors are the same.
         """
         pool = self._pool or self._open()
         loop = asyncio.get_running_loop()
@@ -177,6 +190,8 @@ class Transport:
                 # A plain-http request through a proxy that wants (other) credentials.
                 raise self._proxy_refused(status, "Proxy Authentication Required")
             text = response.body.decode("utf-8", errors="replace")
+            if raw and 200 <= status < 300:
+                return RawAnswer(status, text)
             if status == 200 or status == 202:
                 try:
                     return json.loads(text) if text else {}
