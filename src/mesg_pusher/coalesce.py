@@ -3,7 +3,8 @@
 Under load, many ``trigger`` executions for the same app are in flight at once, and each HTTP
 call costs far more CPU than the event it carries. A lane per option set sends what is ready
 on the next pass of the event loop (no timer): one event alone as ``trigger``, several that
-became ready together in one ``batch_events`` call (up to 10, Pusher's batch limit). Up to
+became ready together in one ``batch_events`` call (up to the execution's batch limit, 10 on
+Pusher's multi-tenant clusters: ``PusherOptions.limits``, and a lane is per option set). Up to
 ``CALLS_PER_APP`` calls run at once, so an event never waits for another call to end while
 the cap allows one more; once the cap is reached, events wait, and each call that ends takes
 what is waiting, while a full batch waiting leaves at once in a call of its own (how many
@@ -45,10 +46,9 @@ import pusher
 from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError, PusherUnreachable
-from mesg_pusher.pusher_client import sdk_errors
+from mesg_pusher.pusher_client import events_request, sdk_errors
 from mesg_pusher.transport import Transport
 
-MAX_BATCH = 10
 CALLS_PER_APP = 12
 SHORT_CALL = 0.010
 # Statuses that refuse a batch for what is in it; anything else is the same for each event.
@@ -68,6 +68,8 @@ class _Waiting:
 class _Lane:
     client: pusher.Pusher
     transport: Transport
+    # Events per batch_events call: the option set's batch limit.
+    max_batch: int
     queue: deque[_Waiting] = field(default_factory=deque)
     calls: int = 0
     # A flush is scheduled for this pass of the event loop.
@@ -77,13 +79,7 @@ class _Lane:
 class Coalescer:
     """Sends triggers per ``PusherOptions``, batched when ready together or made to wait; idle: no state."""
 
-    def __init__(
-        self,
-        max_batch: int = MAX_BATCH,
-        calls_per_app: int = CALLS_PER_APP,
-        short_call: float = SHORT_CALL,
-    ) -> None:
-        self._max_batch = max_batch
+    def __init__(self, calls_per_app: int = CALLS_PER_APP, short_call: float = SHORT_CALL) -> None:
         self._calls_per_app = calls_per_app
         self._short_call = short_call
         self._lanes: dict[PusherOptions, _Lane] = {}
@@ -98,7 +94,9 @@ class Coalescer:
         """Publish one event ``{channel, name, data[, socket_id]}``; returns once Pusher took it."""
         lane = self._lanes.get(options)
         if lane is None:
-            lane = self._lanes[options] = _Lane(client, client._pusher_client.http.transport)
+            lane = self._lanes[options] = _Lane(
+                client, client._pusher_client.http.transport, options.limits.max_batch_size
+            )
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         lane.queue.append(_Waiting(event, done, loop.time() + options.timeout))
@@ -121,7 +119,7 @@ class Coalescer:
             # Once the cap is reached (one call if calls are short), only a full batch opens
             # another call: the rest leaves with the next call that ends or the next full batch.
             cap = 1 if short else self._calls_per_app
-            if lane.calls >= cap and len(lane.queue) < self._max_batch:
+            if lane.calls >= cap and len(lane.queue) < lane.max_batch:
                 break
             batch = self._take(lane)
             if not batch:
@@ -136,7 +134,7 @@ class Coalescer:
     def _take(self, lane: _Lane) -> list[_Waiting]:
         """Up to a batch of the queued events whose execution still waits (not cancelled)."""
         batch: list[_Waiting] = []
-        while lane.queue and len(batch) < self._max_batch:
+        while lane.queue and len(batch) < lane.max_batch:
             item = lane.queue.popleft()
             if not item.done.done():
                 batch.append(item)
@@ -196,11 +194,10 @@ class Coalescer:
 
     @staticmethod
     async def _one(lane: _Lane, event: Event, deadline: float | None) -> None:
-        with sdk_errors():
-            request = lane.client._pusher_client.trigger.make_request(
-                event["channel"], event["name"], event["data"], event.get("socket_id")
-            )
-        await lane.transport.send(request, deadline)
+        one: dict[str, Any] = {"name": event["name"], "channels": [event["channel"]], "data": event["data"]}
+        if "socket_id" in event:
+            one["socket_id"] = event["socket_id"]
+        await lane.transport.send(events_request(lane.client, one), deadline)
 
     @staticmethod
     async def _settle(items: list[_Waiting], call: Any) -> None:

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +25,7 @@ from dotenv import dotenv_values
 
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.identity import EngineIdentity
+from mesg_pusher.limits import DEFAULT, DEFAULT_LIMITS, INPUT, SETTINGS, VARIABLE, Limits
 from mesg_pusher.redact import redact_pusher_url, redact_url, url_secrets
 
 # Connection input -> the variable that sets it; the order is the README's.
@@ -40,8 +41,11 @@ VARIABLES: Mapping[str, str] = {
     "timeout": "PUSHER_TIMEOUT",
     "keepAlive": "PUSHER_KEEP_ALIVE",
     "encryptionMasterKeyBase64": "PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+    # The limits checked before calling Pusher (see mesg_pusher.limits).
+    **{setting.input: setting.variable for setting in SETTINGS},
 }
 CONNECTION_INPUTS = tuple(VARIABLES)
+LIMIT_INPUTS = tuple(setting.input for setting in SETTINGS)
 
 DEFAULT_TIMEOUT_MS = 5000
 MAX_TIMEOUT_MS = 600_000
@@ -121,6 +125,7 @@ class PusherOptions:
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
     keep_alive: bool = True
     encryption_master_key_base64: str | None = field(default=None, repr=False)
+    limits: Limits = DEFAULT_LIMITS
 
     def __repr__(self) -> str:
         proxy = redact_url(self.proxy) if self.proxy else None
@@ -128,7 +133,8 @@ class PusherOptions:
             f"PusherOptions(app_id={self.app_id!r}, key={self.key!r}, secret='***', "
             f"host={self.host!r}, use_tls={self.use_tls}, port={self.port}, proxy={proxy!r}, "
             f"timeout={self.timeout}, keep_alive={self.keep_alive}, "
-            f"encryption={'on' if self.encryption_master_key_base64 else 'off'})"
+            f"encryption={'on' if self.encryption_master_key_base64 else 'off'}"
+            + (f", limits={self.limits!r})" if self.limits != DEFAULT_LIMITS else ")")
         )
 
     @property
@@ -165,8 +171,33 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def build_options(values: Mapping[str, Any]) -> PusherOptions:
-    """Validate merged settings (keyed by connection input name) into ``PusherOptions``."""
+def build_limits(values: Mapping[str, Any], given: Collection[str] = ()) -> Limits:
+    """The limits among merged settings (keyed by connection input name), each within its
+    bounds; ``given`` names those that came from the execution's inputs (the rest from the
+    environment), so refusals can say who set the limit."""
+    numbers: list[int] = []
+    sources: list[str] = []
+    for setting in SETTINGS:
+        raw = _clean(values.get(setting.input))
+        if raw is None:
+            numbers.append(setting.default)
+            sources.append(DEFAULT)
+            continue
+        numbers.append(parse_int(raw, setting.input, setting.variable, setting.low, setting.high))
+        sources.append(INPUT if setting.input in given else VARIABLE)
+    data, batch, channel = numbers
+    return Limits(data, batch, channel, (sources[0], sources[1], sources[2]))
+
+
+def limits_from_environment(environment: Mapping[str, str]) -> Limits:
+    """The limits the ``PUSHER_MAX_*`` variables set (for settings read once, such as
+    ``PUSHER_SUBSCRIBE``); a ``ConfigError`` naming the variable if one is out of bounds."""
+    return build_limits({setting.input: environment.get(setting.variable) for setting in SETTINGS})
+
+
+def build_options(values: Mapping[str, Any], given: Collection[str] = ()) -> PusherOptions:
+    """Validate merged settings (keyed by connection input name) into ``PusherOptions``;
+    ``given``: the names that came from the execution's inputs (see ``build_limits``)."""
 
     def get(name: str) -> Any:
         return _clean(values.get(name))
@@ -248,6 +279,7 @@ def build_options(values: Mapping[str, Any]) -> PusherOptions:
         timeout=timeout_ms / 1000,
         keep_alive=keep_alive,
         encryption_master_key_base64=master_key,
+        limits=build_limits(values, given),
     )
 
 
@@ -324,6 +356,7 @@ class PusherSettings:
             if (value := _clean(environment.get(variable))) is not None
         )
         self._resolve = lru_cache(maxsize=256)(self._resolve_uncached)
+        self._limits = lru_cache(maxsize=256)(self._limits_uncached)
         # Built once per process and shared by every HTTP pool (PUSHER_CA_BUNDLE, else None:
         # the system store). Raises ConfigError, so a bad path stops the service at start.
         ca_bundle = _clean(environment.get(CA_BUNDLE_VARIABLE))
@@ -357,7 +390,26 @@ class PusherSettings:
     def _resolve_uncached(self, overrides: tuple[tuple[str, str, Any], ...]) -> PusherOptions:
         if self._url_error is not None:
             raise self._url_error
-        return build_options({**self._base, **{name: value for name, _, value in overrides}})
+        given = {name for name, _, _ in overrides}
+        return build_options({**self._base, **{name: value for name, _, value in overrides}}, given)
+
+    def limits(self, inputs: Mapping[str, Any]) -> Limits:
+        """The limits for one execution, without the rest of its options: tasks check their
+        inputs against them before (and whether or not) the credentials are complete."""
+        overrides = tuple(
+            (name, type(value).__name__, value)
+            for name in LIMIT_INPUTS
+            if (value := _clean(inputs.get(name))) is not None
+        )
+        try:
+            return self._limits(overrides)
+        except TypeError:  # an unhashable input (a list or object where a number belongs)
+            name = next(n for n, _, v in overrides if isinstance(v, list | dict))
+            raise InputError(f"input {name!r} must be a single value, not a list or object") from None
+
+    def _limits_uncached(self, overrides: tuple[tuple[str, str, Any], ...]) -> Limits:
+        given = {name for name, _, _ in overrides}
+        return build_limits({**self._base, **{name: value for name, _, value in overrides}}, given)
 
 
 def secrets_in(values: Mapping[str, Any]) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import ssl
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import Any
 
 import pusher
@@ -16,7 +16,15 @@ from pusher.http import Request
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError
 from mesg_pusher.http1 import ConnectionPool
-from mesg_pusher.transport import MAX_CONNECTIONS, PoolKey, SDKBackend, Transport, open_pool, pool_key
+from mesg_pusher.transport import (
+    MAX_CONNECTIONS,
+    PoolKey,
+    RawAnswer,
+    SDKBackend,
+    Transport,
+    open_pool,
+    pool_key,
+)
 
 logger = logging.getLogger(__name__)
 MAX_CLIENTS = 64
@@ -113,19 +121,48 @@ class ClientPool:
         await asyncio.gather(*(pool.close() for pool in pools))
 
 
-def send_signed(client: pusher.Pusher, method: str, path: str, params: dict[str, Any]) -> Awaitable[Any]:
-    """Sign a request the SDK has no method for (or builds wrongly) with the SDK's own signing.
+def signed_request(
+    client: pusher.Pusher, method: str, path: str, params: Any, query: Mapping[str, str] | None = None
+) -> Request:
+    """A request signed with the SDK's own signing, for what its methods cannot send as we need.
 
-    Used for ``info`` on trigger (the SDK cannot send it) and for terminate_connections (the
-    SDK 3.3.4 drops the ``/apps/{id}`` prefix the API documents).
+    ``params`` is the query of a GET and the JSON body of a POST (``Request``'s rule); ``query``
+    adds query parameters to a POST, signed with it. Used for events (the SDK's ``trigger``
+    refuses data over 30 KB by its own count, whatever the cluster's limit, and cannot send
+    ``info``), terminate_connections (the SDK 3.3.4 drops the ``/apps/{id}`` prefix the API
+    documents) and the raw ``request`` task.
     """
-    inner = client._pusher_client  # the SDK keeps its REST client here
     with sdk_errors():
-        request = Request(inner, method, path, params)
-    result: Awaitable[Any] = inner.http.send_request(request)
+        request = Request(client._pusher_client, method, path, params)  # the SDK's REST client
+        if query and method == "POST":
+            # The SDK signs a POST's query (its auth parameters) when the request is built;
+            # with ours in it, its own signing runs again over the whole query.
+            request.query_params = dict(query)
+            request._generate_auth()
+    return request
+
+
+def send(client: pusher.Pusher, request: Request) -> Awaitable[Any]:
+    """Send a signed request through the client's backend: our ``Transport``, its timeout,
+    proxy, retries and error mapping."""
+    result: Awaitable[Any] = client._pusher_client.http.send_request(request)
     return result
 
 
-def with_params(client: pusher.Pusher, request: Request, extra: dict[str, Any]) -> Awaitable[Any]:
-    """Resend an SDK-built request with extra body parameters, signed again by the SDK."""
-    return send_signed(client, request.method, request.path, {**request.params, **extra})
+def send_raw(client: pusher.Pusher, request: Request) -> Awaitable[RawAnswer]:
+    """Send a signed request through the client's ``Transport`` and take any 2xx as its answer,
+    undecoded (the raw ``request`` task); every other outcome is the same error as for a task."""
+    transport: Transport = client._pusher_client.http.transport
+    result: Awaitable[RawAnswer] = transport.send(request, raw=True)
+    return result
+
+
+def send_signed(client: pusher.Pusher, method: str, path: str, params: Any) -> Awaitable[Any]:
+    """Sign a request with the SDK's own signing (``signed_request``) and send it."""
+    return send(client, signed_request(client, method, path, params))
+
+
+def events_request(client: pusher.Pusher, event: dict[str, Any]) -> Request:
+    """``POST /apps/{id}/events`` for one event ``{name, channels, data[, socket_id][, info]}``
+    whose inputs are checked and whose data is already a string (encrypted where it must be)."""
+    return signed_request(client, "POST", f"/apps/{client._pusher_client.app_id}/events", event)

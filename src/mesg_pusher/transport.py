@@ -18,6 +18,9 @@ outcome into a value or one of our errors:
 
 Text quoted from the peer (bodies, reason phrases) is masked of this option set's secrets,
 the proxy's Basic token included, before it goes into an error.
+
+``send(..., raw=True)`` (the raw ``request`` task) takes any 2xx as success and returns it as
+a ``RawAnswer`` (status and undecoded text): what that answer means is the caller's to say.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import logging
 import random
 import ssl
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -120,6 +124,14 @@ async def _pause_fits(deadline: float, attempt: int) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """A 2xx answer as it came: its status and body text (``send(..., raw=True)``)."""
+
+    status: int
+    text: str
+
+
 class Transport:
     """Requests of one set of ``PusherOptions`` over a connection pool.
 
@@ -158,11 +170,12 @@ class Transport:
         """``host:port`` of Pusher, for error messages."""
         return self._where
 
-    async def send(self, request: Request, deadline: float | None = None) -> Any:
+    async def send(self, request: Request, deadline: float | None = None, *, raw: bool = False) -> Any:
         """Send a signed SDK request; the decoded JSON answer or one of our errors.
 
         ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
-        began waiting for Pusher earlier, e.g. queued behind other calls.
+        began waiting for Pusher earlier, e.g. queued behind other calls. ``raw``: any 2xx is
+        an answer, returned undecoded as a ``RawAnswer``; retries and errors are the same.
         """
         # Not `self._pool or ...`: a pool with no open connection has len() 0.
         pool = self._pool if self._pool is not None else self._open()
@@ -251,6 +264,8 @@ class Transport:
                 # A plain-http request through a proxy that wants (other) credentials.
                 raise self._proxy_refused(status, "Proxy Authentication Required")
             text = response.body.decode("utf-8", errors="replace")
+            if raw and 200 <= status < 300:
+                return RawAnswer(status, text)
             if status == 200 or status == 202:
                 try:
                     return json.loads(text) if text else {}

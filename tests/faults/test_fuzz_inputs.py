@@ -47,7 +47,7 @@ TASK_KEYS = list(TASKS)
 # A master key Pusher's SDK accepts (base64 of 32 bytes) and near misses.
 MASTER_KEY = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
 HANDLER_TIMEOUT = 10.0  # far above any example's own timeout: hitting it means a hang
-# Per-test example counts: 11 tasks x (EXAMPLES + WORKER_EXAMPLES) stays well under a minute.
+# Per-test example counts: 12 tasks x (EXAMPLES + WORKER_EXAMPLES) stays well under a minute.
 EXAMPLES = 120
 WORKER_EXAMPLES = 25
 
@@ -183,6 +183,25 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "user_id": USER_ID,
     "user_info": st.one_of(st.dictionaries(_KEY_TEXT, JSON, max_size=4), JSON),
     "user_data": _object_with({"id": _or_junk(USER_ID)}),
+    "method": st.sampled_from(["GET", "POST", "get", "PUT", "", "GET\r\n"]),
+    "path": st.one_of(
+        st.sampled_from(
+            [
+                "/channels",
+                "/channels/fuzz",
+                "/events",
+                "/nope",
+                "/../x",
+                "/a b",
+                "/é",
+                "channels",
+                "//",
+                "/a?b",
+            ]
+        ),
+        st.text(max_size=20),
+    ),
+    "body": JSON,
 }
 
 
@@ -216,6 +235,9 @@ def connection_inputs(closed_port: int) -> st.SearchStrategy[dict[str, Any]]:
         "encryptionMasterKeyBase64": _or_junk(
             st.sampled_from([MASTER_KEY, "not base64!", "AAAA", MASTER_KEY[:-4], ""])
         ),
+        "maxDataBytes": _or_junk(st.sampled_from([1, 10_240, 65_536, 1_048_576, 0, 1_048_577, 1.5, "64k"])),
+        "maxBatchSize": _or_junk(st.sampled_from([1, 10, 100, 0, 101, -1])),
+        "maxChannelNameLength": _or_junk(st.sampled_from([1, 164, 200, 0, 201, "long"])),
     }
     # No host override means the environment's (soketi's) host: PUSHER_HOST takes precedence over
     # cluster, so no example ever resolves a real Pusher host name.
@@ -286,6 +308,21 @@ VALID: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     ),
     "subscribe": st.fixed_dictionaries({"channel": _GOOD_CHANNEL}),
     "unsubscribe": st.fixed_dictionaries({"channel": _GOOD_CHANNEL}),
+    "request": st.one_of(
+        st.fixed_dictionaries(
+            {"method": st.just("GET"), "path": st.sampled_from(["/channels", "/channels/fuzz-x"])},
+            optional={"params": st.fixed_dictionaries({}, optional={"info": st.just("subscription_count")})},
+        ),
+        st.fixed_dictionaries(
+            {
+                "method": st.just("POST"),
+                "path": st.just("/events"),
+                "body": st.fixed_dictionaries(
+                    {"name": _GOOD_NAME, "channels": st.just(["fuzz"]), "data": st.text(max_size=20)}
+                ),
+            }
+        ),
+    ),
 }
 
 

@@ -361,7 +361,7 @@ async def test_authenticate_user_without_id_is_refused(app: Application, pusher_
     [
         ("sendToUser", {"user_id": "", "name": "e", "data": "x"}, "input 'user_id' is required"),
         ("sendToUser", {"user_id": "u 1", "name": "e", "data": "x"}, "may only contain"),
-        ("sendToUser", {"user_id": "u1", "name": "e", "data": "x" * 10241}, "Pusher allows 10240"),
+        ("sendToUser", {"user_id": "u1", "name": "e", "data": "x" * 10241}, "the limit is 10240 bytes"),
         ("terminateUserConnections", {"user_id": ""}, "input 'user_id' is required"),
         ("terminateUserConnections", {"user_id": "a/b"}, "may only contain"),
     ],

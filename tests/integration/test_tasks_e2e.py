@@ -148,7 +148,7 @@ BAD_INPUTS = [
     ("trigger", {"channel": "c", "name": "e", "data": "x" * 10241}, "10241 bytes"),
     ("trigger", {"channel": "c", "name": "e", "data": "x", "socket_id": "abc"}, "123.456"),
     ("triggerBatch", {"batch": []}, "1 to 10"),
-    ("triggerBatch", {"batch": [{"channel": "c", "name": "e", "data": "x"}] * 11}, "Pusher allows 10"),
+    ("triggerBatch", {"batch": [{"channel": "c", "name": "e", "data": "x"}] * 11}, "has 11 events; the limit is 10 events"),
     (
         "triggerBatch",
         {"batch": [{"channel": "c", "name": "e", "data": "x"}, {"channel": "c d", "name": "e", "data": "x"}]},

@@ -4,13 +4,36 @@ from __future__ import annotations
 
 import json
 import math
+from functools import partial
 from typing import Any
 
 import pytest
 
 from mesg_pusher.errors import InputError
+from mesg_pusher.limits import DEFAULT_LIMITS
 from mesg_pusher.tasks import validation as check
-from mesg_pusher.tasks.publish import batch_events
+from mesg_pusher.tasks.publish import batch_events as batch_events_within
+
+# The checks at Pusher's multi-tenant limits (the defaults); raised limits: test_limits.py.
+encode_data = partial(check.encode_data, limits=DEFAULT_LIMITS)
+channel_name = partial(check.channel_name, limits=DEFAULT_LIMITS)
+channel_list = partial(check.channel_list, limits=DEFAULT_LIMITS)
+DATA_LIMIT = (
+    "the limit is 10240 bytes (Pusher's multi-tenant limit; a dedicated cluster or a compatible "
+    "server may allow more: set input 'maxDataBytes' or PUSHER_MAX_DATA_BYTES)"
+)
+BATCH_LIMIT = (
+    "the limit is 10 events (Pusher's multi-tenant limit; a dedicated cluster or a compatible "
+    "server may allow more: set input 'maxBatchSize' or PUSHER_MAX_BATCH_SIZE)"
+)
+CHANNEL_LIMIT = (
+    "the limit is 164 characters (Pusher's limit; soketi and sockudo accept 200: set input "
+    "'maxChannelNameLength' or PUSHER_MAX_CHANNEL_NAME_LENGTH)"
+)
+
+
+def batch_events(inputs: dict[str, Any]) -> list[dict[str, str]]:
+    return batch_events_within(inputs, DEFAULT_LIMITS)
 
 
 def error(function: Any, *args: Any, **kwargs: Any) -> str:
@@ -23,63 +46,63 @@ def error(function: Any, *args: Any, **kwargs: Any) -> str:
 
 
 def test_string_data_is_sent_as_is() -> None:
-    assert check.encode_data({"data": '{"already": "json"}'}) == '{"already": "json"}'
-    assert check.encode_data({"data": "plain"}) == "plain"
+    assert encode_data({"data": '{"already": "json"}'}) == '{"already": "json"}'
+    assert encode_data({"data": "plain"}) == "plain"
 
 
 def test_objects_are_serialised_compactly_like_json_stringify() -> None:
-    assert check.encode_data({"data": {"a": 1, "b": "é"}}) == '{"a":1,"b":"é"}'
-    assert check.encode_data({"data": [1, 2.5, None, True, {"x": []}]}) == ('[1,2.5,null,true,{"x":[]}]')
-    assert check.encode_data({"data": 3}) == "3"
-    assert check.encode_data({"data": False}) == "false"
+    assert encode_data({"data": {"a": 1, "b": "é"}}) == '{"a":1,"b":"é"}'
+    assert encode_data({"data": [1, 2.5, None, True, {"x": []}]}) == ('[1,2.5,null,true,{"x":[]}]')
+    assert encode_data({"data": 3}) == "3"
+    assert encode_data({"data": False}) == "false"
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, {"x": [math.nan]}])
 def test_nan_and_infinity_are_refused(bad: Any) -> None:
-    assert error(check.encode_data, {"data": bad}) == (
+    assert error(encode_data, {"data": bad}) == (
         "input 'data' contains NaN or Infinity, which JSON cannot carry"
     )
 
 
 def test_null_or_missing_data_is_refused() -> None:
     message = "input 'data' is required (an object or a string)"
-    assert error(check.encode_data, {"data": None}) == message
-    assert error(check.encode_data, {}) == message
+    assert error(encode_data, {"data": None}) == message
+    assert error(encode_data, {}) == message
 
 
 def test_data_of_exactly_10240_bytes_is_accepted() -> None:
     text = "x" * 10_240
-    assert check.encode_data({"data": text}) == text
+    assert encode_data({"data": text}) == text
 
 
 def test_data_of_10241_bytes_is_refused() -> None:
-    assert error(check.encode_data, {"data": "x" * 10_241}) == (
-        "input 'data' is 10241 bytes once serialised; Pusher allows 10240"
+    assert error(encode_data, {"data": "x" * 10_241}) == (
+        "input 'data' is 10241 bytes once serialised; " + DATA_LIMIT
     )
 
 
 def test_multibyte_characters_count_in_bytes() -> None:
-    assert check.encode_data({"data": "é" * 5_120}) == "é" * 5_120  # 10240 bytes
-    assert error(check.encode_data, {"data": "é" * 5_120 + "x"}) == (
-        "input 'data' is 10241 bytes once serialised; Pusher allows 10240"
+    assert encode_data({"data": "é" * 5_120}) == "é" * 5_120  # 10240 bytes
+    assert error(encode_data, {"data": "é" * 5_120 + "x"}) == (
+        "input 'data' is 10241 bytes once serialised; " + DATA_LIMIT
     )
-    assert error(check.encode_data, {"data": "🎉" * 2_561}) == (
-        "input 'data' is 10244 bytes once serialised; Pusher allows 10240"
+    assert error(encode_data, {"data": "🎉" * 2_561}) == (
+        "input 'data' is 10244 bytes once serialised; " + DATA_LIMIT
     )
 
 
 def test_object_size_is_counted_after_serialisation() -> None:
     # {"k":"...."} adds 8 bytes of JSON around the value.
     fits = {"k": "x" * (10_240 - 8)}
-    assert len(check.encode_data({"data": fits}).encode()) == 10_240
+    assert len(encode_data({"data": fits}).encode()) == 10_240
     over = {"k": "é" * ((10_240 - 8) // 2) + "x"}
-    assert error(check.encode_data, {"data": over}) == (
-        "input 'data' is 10241 bytes once serialised; Pusher allows 10240"
+    assert error(encode_data, {"data": over}) == (
+        "input 'data' is 10241 bytes once serialised; " + DATA_LIMIT
     )
 
 
 def test_data_error_names_a_batch_item() -> None:
-    assert error(check.encode_data, {"data": None}, where="batch[3].") == (
+    assert error(encode_data, {"data": None}, where="batch[3].") == (
         "input 'batch[3].data' is required (an object or a string)"
     )
 
@@ -88,55 +111,55 @@ def test_data_error_names_a_batch_item() -> None:
 
 
 def test_one_channel() -> None:
-    assert check.channel_list({"channel": "my-channel"}) == ["my-channel"]
-    assert check.channel_list({"channel": "a", "channels": []}) == ["a"]
-    assert check.channel_list({"channel": "", "channels": ["a", "b"]}) == ["a", "b"]
+    assert channel_list({"channel": "my-channel"}) == ["my-channel"]
+    assert channel_list({"channel": "a", "channels": []}) == ["a"]
+    assert channel_list({"channel": "", "channels": ["a", "b"]}) == ["a", "b"]
 
 
 def test_up_to_100_channels() -> None:
     names = [f"c{i}" for i in range(100)]
-    assert check.channel_list({"channels": names}) == names
+    assert channel_list({"channels": names}) == names
 
 
 def test_more_than_100_channels() -> None:
-    assert error(check.channel_list, {"channels": [f"c{i}" for i in range(101)]}) == (
+    assert error(channel_list, {"channels": [f"c{i}" for i in range(101)]}) == (
         "input 'channels' has 101 channels; Pusher allows 100"
     )
 
 
 def test_channel_and_channels_both() -> None:
-    assert error(check.channel_list, {"channel": "a", "channels": ["b"]}) == (
+    assert error(channel_list, {"channel": "a", "channels": ["b"]}) == (
         "give either input 'channel' or input 'channels', not both"
     )
 
 
 @pytest.mark.parametrize("inputs", [{}, {"channel": "", "channels": []}, {"channel": None}])
 def test_channel_and_channels_neither(inputs: dict[str, Any]) -> None:
-    assert error(check.channel_list, inputs) == (
+    assert error(channel_list, inputs) == (
         "input 'channel' (a name) or 'channels' (a list of names) is required"
     )
 
 
 def test_channels_must_be_a_list() -> None:
-    assert error(check.channel_list, {"channels": "a,b"}) == (
+    assert error(channel_list, {"channels": "a,b"}) == (
         "input 'channels' must be a list of strings, not a string"
     )
-    assert error(check.channel_list, {"channels": {"a": 1}}) == (
+    assert error(channel_list, {"channels": {"a": 1}}) == (
         "input 'channels' must be a list of strings, not an object"
     )
 
 
 def test_duplicate_channels() -> None:
-    assert error(check.channel_list, {"channels": ["a", "b", "a"]}) == (
+    assert error(channel_list, {"channels": ["a", "b", "a"]}) == (
         "input 'channels' lists a channel more than once"
     )
 
 
 def test_bad_item_in_channels_is_named_by_index() -> None:
-    assert error(check.channel_list, {"channels": ["ok", 5]}) == (
+    assert error(channel_list, {"channels": ["ok", 5]}) == (
         "input 'channels[1]' must be a non-empty string, not a number"
     )
-    assert error(check.channel_list, {"channels": ["ok", "ok2", "bad name"]}) == (
+    assert error(channel_list, {"channels": ["ok", "ok2", "bad name"]}) == (
         "input 'channels[2]' 'bad name' contains ' '; channel names may only contain "
         "A-Z a-z 0-9 and _ - = @ , . ;"
     )
@@ -144,15 +167,13 @@ def test_bad_item_in_channels_is_named_by_index() -> None:
 
 def test_every_allowed_channel_character() -> None:
     name = "AZaz09_-=@,.;"
-    assert check.channel_name(name) == name
-    assert check.channel_name("private-encrypted-x") == "private-encrypted-x"
+    assert channel_name(name) == name
+    assert channel_name("private-encrypted-x") == "private-encrypted-x"
 
 
 def test_channel_name_164_ok_165_fails() -> None:
-    assert check.channel_name("c" * 164) == "c" * 164
-    assert error(check.channel_name, "c" * 165) == (
-        "input 'channel' is 165 characters long; Pusher allows 164"
-    )
+    assert channel_name("c" * 164) == "c" * 164
+    assert error(channel_name, "c" * 165) == ("input 'channel' is 165 characters long; " + CHANNEL_LIMIT)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +181,7 @@ def test_channel_name_164_ok_165_fails() -> None:
     [("a b", "' '"), ("é!", "'!é'"), ("a/b#c", "'#/'"), ("tab\there", "'\\t'")],
 )
 def test_channel_charset(name: str, bad: str) -> None:
-    assert error(check.channel_name, name) == (
+    assert error(channel_name, name) == (
         f"input 'channel' {name!r} contains {bad}; channel names may only contain "
         "A-Z a-z 0-9 and _ - = @ , . ;"
     )
@@ -178,12 +199,12 @@ def test_channel_charset(name: str, bad: str) -> None:
     ],
 )
 def test_channel_must_be_a_non_empty_string(value: Any, kind: str) -> None:
-    assert error(check.channel_name, value) == (f"input 'channel' must be a non-empty string, not {kind}")
+    assert error(channel_name, value) == (f"input 'channel' must be a non-empty string, not {kind}")
 
 
 def test_channel_with_trailing_newline_is_refused() -> None:
     with pytest.raises(InputError, match="contains"):
-        check.channel_name("abc\n")
+        channel_name("abc\n")
 
 
 # --- event name --------------------------------------------------------------------------------
@@ -253,7 +274,7 @@ def test_batch_of_10_ok() -> None:
 
 def test_batch_of_11_fails() -> None:
     assert error(batch_events, {"batch": [item(i) for i in range(11)]}) == (
-        "input 'batch' has 11 events; Pusher allows 10"
+        "input 'batch' has 11 events; " + BATCH_LIMIT
     )
 
 
@@ -291,7 +312,7 @@ def test_batch_item_errors_name_the_item() -> None:
         "input 'batch[2].data' is required (an object or a string)"
     )
     assert error(batch_events, broken(data="x" * 10_241)) == (
-        "input 'batch[2].data' is 10241 bytes once serialised; Pusher allows 10240"
+        "input 'batch[2].data' is 10241 bytes once serialised; " + DATA_LIMIT
     )
     assert error(batch_events, broken(socket_id="nope")) == (
         "input 'batch[2].socket_id' must look like 123.456 (the client's socket_id), not 'nope'"
@@ -352,4 +373,4 @@ def test_optional_string() -> None:
 
 def test_encoded_data_is_what_json_would_parse_back() -> None:
     data = {"nested": {"list": [1, "two", None]}, "unicode": "日本"}
-    assert json.loads(check.encode_data({"data": data})) == data
+    assert json.loads(encode_data({"data": data})) == data

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesg_pusher.config import PusherOptions, parse_bool
+from mesg_pusher.config import PusherOptions, limits_from_environment, parse_bool
 from mesg_pusher.errors import ConfigError
+from mesg_pusher.limits import DEFAULT_LIMITS, Limits
 from mesg_pusher.receive.identity import DEFAULT_USER_ID, ListenerIdentity, compact
 from mesg_pusher.receive.webhook_body import WebhookToken
 from mesg_pusher.tasks.validation import channel_name
@@ -37,13 +38,16 @@ def _port(text: str, variable: str) -> int:
     return int(text)
 
 
-def parse_channels(text: str, variable: str = "PUSHER_SUBSCRIBE") -> tuple[str, ...]:
-    """Comma-separated channel names, each checked, duplicates removed (order kept)."""
+def parse_channels(
+    text: str, variable: str = "PUSHER_SUBSCRIBE", limits: Limits = DEFAULT_LIMITS
+) -> tuple[str, ...]:
+    """Comma-separated channel names, each checked (within ``limits``: the ``PUSHER_MAX_*``
+    variables'), duplicates removed (order kept)."""
     names: dict[str, None] = {}
     for part in text.split(","):
         if part.strip():
             try:
-                names[channel_name(part.strip(), variable)] = None
+                names[channel_name(part.strip(), variable, limits=limits)] = None
             except Exception as exc:
                 raise ConfigError(str(exc).replace("input ", "variable ", 1)) from None
     return tuple(names)
@@ -168,7 +172,9 @@ class ReceiveSettings:
         if ws_host is not None and not _HOST.match(ws_host):
             raise ConfigError("variable PUSHER_WS_HOST is not a valid host name")
         return cls(
-            subscribe=parse_channels(subscribe) if subscribe else (),
+            subscribe=parse_channels(subscribe, limits=limits_from_environment(environment))
+            if subscribe
+            else (),
             webhook_port=None if webhook is None else _port(webhook, "PUSHER_WEBHOOK_PORT"),
             ws_host=ws_host,
             ws_port=None if ws_port is None else _port(ws_port, "PUSHER_WS_PORT"),

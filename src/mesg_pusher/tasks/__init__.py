@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from mesg_pusher.definition import ServiceDefinition
 from mesg_pusher.errors import ConfigError
-from mesg_pusher.tasks import auth, listening, publish, query
+from mesg_pusher.tasks import auth, listening, publish, query, raw
 from mesg_pusher.tasks.context import Handler, Outputs, TaskContext
 
 TASKS: Mapping[str, Handler] = {
@@ -21,6 +21,7 @@ TASKS: Mapping[str, Handler] = {
     "authenticateUser": auth.authenticate_user,
     "subscribe": listening.subscribe,
     "unsubscribe": listening.unsubscribe,
+    "request": raw.request,
 }
 
 

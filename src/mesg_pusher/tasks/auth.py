@@ -27,7 +27,9 @@ async def authorize_channel(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outp
     socket_id = check.socket_id(inputs)
     if socket_id is None:
         raise InputError("input 'socket_id' is required (the client's socket_id, e.g. 123.456)")
-    channel = check.channel_prefixed(inputs.get("channel"), PRIVATE, "authorizeChannel")
+    channel = check.channel_prefixed(
+        inputs.get("channel"), PRIVATE, "authorizeChannel", limits=ctx.limits(inputs)
+    )
     options = ctx.settings.resolve(inputs)
     custom: dict[str, Any] | None = None
     if channel.startswith("presence-"):

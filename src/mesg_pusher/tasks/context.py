@@ -10,6 +10,7 @@ import pusher
 
 from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherSettings
+from mesg_pusher.limits import Limits
 from mesg_pusher.pusher_client import ClientPool
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ class TaskContext:
     listener: Listener | None = None
     # Sends concurrent single-channel triggers together (PUSHER_COALESCE); None when off.
     coalescer: Coalescer | None = None
+
+    def limits(self, inputs: Mapping[str, Any]) -> Limits:
+        """The limits this execution's inputs are checked against (variables, or its inputs)."""
+        return self.settings.limits(inputs)
 
     def client(self, inputs: Mapping[str, Any]) -> pusher.Pusher:
         """The SDK client for this execution's connection settings."""

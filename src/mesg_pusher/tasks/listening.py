@@ -24,7 +24,7 @@ def _listener(ctx: TaskContext) -> Listener:
 
 async def subscribe(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """Listen to more channels (starting the listener if needed); answers once Pusher confirmed."""
-    names = check.channel_list(inputs)
+    names = check.channel_list(inputs, limits=ctx.limits(inputs))
     listener = _listener(ctx)
     options = ctx.settings.resolve(inputs)
     return {"channels": await listener.subscribe(names, options)}
@@ -32,5 +32,5 @@ async def subscribe(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
 
 async def unsubscribe(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """Stop listening to channels; channels not listened to are ignored."""
-    names = check.channel_list(inputs)
+    names = check.channel_list(inputs, limits=ctx.limits(inputs))
     return {"channels": await _listener(ctx).unsubscribe(names)}

@@ -1,7 +1,15 @@
-"""Tasks that publish: ``trigger``, ``triggerBatch`` and ``sendToUser``."""
+"""Tasks that publish: ``trigger``, ``triggerBatch`` and ``sendToUser``.
+
+Each checks its inputs against the execution's limits first (``TaskContext.limits``), so a
+refusal names the input whether or not the credentials are complete. Events go out as
+requests built here and signed by the SDK (``events_request``), not through the SDK's
+``trigger``: that one refuses data over 30 KB by its own count whatever the cluster allows,
+and cannot send ``info``.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -9,8 +17,10 @@ from typing import Any
 from pusher.crypto import encrypt, is_encrypted_channel
 
 from mesg_pusher import metrics
+from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError
-from mesg_pusher.pusher_client import sdk_errors, with_params
+from mesg_pusher.limits import Limits
+from mesg_pusher.pusher_client import events_request, sdk_errors, send
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.context import Outputs, TaskContext
 
@@ -31,6 +41,15 @@ def _check_encryption(channels: list[str], has_key: bool) -> None:
         )
 
 
+def _encrypted(channel: str, data: str, options: PusherOptions, limits: Limits, where: str = "") -> str:
+    """The data as sent on an encrypted channel (the SDK's envelope), checked against the limit."""
+    assert options.encryption_master_key_base64 is not None  # _check_encryption ran
+    key = base64.b64decode(options.encryption_master_key_base64)
+    with sdk_errors():
+        envelope = json.dumps(encrypt(channel, data, key), ensure_ascii=False)
+    return check.encrypted_data(envelope, data, channel, limits=limits, where=where)
+
+
 def _with_info(answer: Any, key: str) -> Outputs:
     """``sent`` plus the attributes Pusher returned; the event is out either way, so an answer
     without them (some Pusher-compatible servers ignore ``info``) must not fail the execution."""
@@ -41,53 +60,50 @@ def _with_info(answer: Any, key: str) -> Outputs:
 
 async def trigger(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """One event on 1 to 100 channels; answers only once Pusher accepted it."""
+    limits = ctx.limits(inputs)
     name = check.event_name(inputs)
-    data = check.encode_data(inputs)
-    channels = check.channel_list(inputs)
+    data = check.encode_data(inputs, limits=limits)
+    channels = check.channel_list(inputs, limits=limits)
     socket_id = check.socket_id(inputs)
     info = check.attributes(inputs)
     options = ctx.settings.resolve(inputs)
     _check_encryption(channels, options.encryption_master_key_base64 is not None)
     client = ctx.pool.get(options)
-    if (
-        ctx.coalescer is not None
-        and info is None
-        and len(channels) == 1
-        and not is_encrypted_channel(channels[0])
-    ):
-        event = {"channel": channels[0], "name": name, "data": data}
+    encrypted = is_encrypted_channel(channels[0])
+    if ctx.coalescer is not None and info is None and len(channels) == 1 and not encrypted:
+        one = {"channel": channels[0], "name": name, "data": data}
         if socket_id is not None:
-            event["socket_id"] = socket_id
-        await ctx.coalescer.trigger(options, client, event)
+            one["socket_id"] = socket_id
+        await ctx.coalescer.trigger(options, client, one)
         return dict(SENT)
-    if info is None:
-        with sdk_errors():
-            pending = client.trigger(channels, name, data, socket_id)
-        await pending
-        return dict(SENT)
-    # The SDK cannot send `info`; let it build (and encrypt) the request, then add it.
-    with sdk_errors():
-        request = client._pusher_client.trigger.make_request(channels, name, data, socket_id)
-    answer = await with_params(client, request, {"info": info})
-    return _with_info(answer, "channels")
+    if encrypted:
+        data = _encrypted(channels[0], data, options, limits)
+    event: dict[str, Any] = {"name": name, "channels": channels, "data": data}
+    if socket_id is not None:
+        event["socket_id"] = socket_id
+    if info is not None:
+        event["info"] = info
+    answer = await send(client, events_request(client, event))
+    return _with_info(answer, "channels") if info is not None else dict(SENT)
 
 
-def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
+def batch_events(inputs: Mapping[str, Any], limits: Limits) -> list[dict[str, str]]:
     """The ``batch`` input as Pusher's batch_events items, each checked like a trigger."""
     batch = inputs.get("batch")
     if not isinstance(batch, list) or not batch:
-        raise InputError("input 'batch' must be a list of 1 to 10 events {channel, name, data}")
-    if len(batch) > check.MAX_BATCH:
-        raise InputError(f"input 'batch' has {len(batch)} events; Pusher allows {check.MAX_BATCH}")
+        raise InputError(
+            f"input 'batch' must be a list of 1 to {limits.max_batch_size} events {{channel, name, data}}"
+        )
+    check.batch_size(len(batch), limits=limits)
     events = []
     for index, item in enumerate(batch):
         where = f"batch[{index}]."
         if not isinstance(item, dict):
             raise InputError(f"input 'batch[{index}]' must be an object {{channel, name, data}}")
         event = {
-            "channel": check.channel_name(item.get("channel"), f"'{where}channel'"),
+            "channel": check.channel_name(item.get("channel"), f"'{where}channel'", limits=limits),
             "name": check.event_name(item, where=where),
-            "data": check.encode_data(item, where=where),
+            "data": check.encode_data(item, limits=limits, where=where),
         }
         for key, value in (
             ("socket_id", check.socket_id(item, where=where)),
@@ -100,17 +116,17 @@ def batch_events(inputs: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 async def trigger_batch(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
-    """1 to 10 events in one call; answers only once Pusher accepted them all."""
-    events = batch_events(inputs)
+    """1 to the batch limit of events in one call; answers only once Pusher accepted them all."""
+    limits = ctx.limits(inputs)
+    events = batch_events(inputs, limits)
     options = ctx.settings.resolve(inputs)
     client = ctx.pool.get(options)
-    for event in events:
+    for index, event in enumerate(events):
         if is_encrypted_channel(event["channel"]):
             _check_encryption([event["channel"]], options.encryption_master_key_base64 is not None)
-            key = client._pusher_client._encryption_master_key
-            event["data"] = json.dumps(encrypt(event["channel"], event["data"], key), ensure_ascii=False)
+            event["data"] = _encrypted(event["channel"], event["data"], options, limits, f"batch[{index}].")
     with sdk_errors():
-        # Data is already a string within Pusher's limit; the SDK's own size check counts
+        # Data is already a string within the limit; the SDK's own size check counts
         # Python object overhead and would refuse events Pusher accepts.
         pending = client.trigger_batch(events, already_encoded=True)
     metrics.hooks.pusher_batch(len(events))
@@ -122,11 +138,11 @@ async def trigger_batch(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
 
 async def send_to_user(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """An event to every connection of one signed-in user (``#server-to-user-{id}``)."""
+    limits = ctx.limits(inputs)
     user_id = check.user_id(inputs)
     name = check.event_name(inputs)
-    data = check.encode_data(inputs)
+    data = check.encode_data(inputs, limits=limits)
     client = ctx.client(inputs)
-    with sdk_errors():
-        pending = client.send_to_user(user_id, name, data)
-    await pending
+    event = {"name": name, "channels": [f"#server-to-user-{user_id}"], "data": data}
+    await send(client, events_request(client, event))
     return dict(SENT)

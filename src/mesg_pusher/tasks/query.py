@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesg_pusher.errors import InputError, PusherHTTPError
+from mesg_pusher.limits import Limits
 from mesg_pusher.pusher_client import sdk_errors
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.context import Outputs, TaskContext
@@ -23,7 +24,7 @@ def _attributes(info: str | None) -> list[str]:
     return [a.strip() for a in info.split(",") if a.strip()] if info else []
 
 
-def query(inputs: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
+def query(inputs: Mapping[str, Any], names: tuple[str, ...], limits: Limits) -> dict[str, str]:
     """Query parameters from first-class inputs, or from the original ``params`` object."""
     params = check.params(inputs, names)
     for name in names:
@@ -35,7 +36,8 @@ def query(inputs: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
         params[name] = value
     # The SDK puts query values in unencoded: an `&` or `+` would break the signed query.
     if "filter_by_prefix" in params:
-        check.channel_name(params["filter_by_prefix"], "'filter_by_prefix'")
+        # A prefix is at most a whole channel name.
+        check.channel_name(params["filter_by_prefix"], "'filter_by_prefix'", limits=limits)
     if "info" in params:
         check.attributes(params)
     return params
@@ -43,7 +45,7 @@ def query(inputs: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, str]:
 
 async def channels(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """The occupied channels, optionally filtered by prefix, with attributes when asked."""
-    params = query(inputs, ("filter_by_prefix", "info"))
+    params = query(inputs, ("filter_by_prefix", "info"), ctx.limits(inputs))
     client = ctx.client(inputs)
     with sdk_errors():
         pending = client.channels_info(params.get("filter_by_prefix"), _attributes(params.get("info")))
@@ -54,20 +56,21 @@ async def channels(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     return outputs
 
 
-def _channel_input(inputs: Mapping[str, Any]) -> str:
+def _channel_input(inputs: Mapping[str, Any], limits: Limits) -> str:
     channel, legacy = inputs.get("channel"), inputs.get("name")
     if channel not in (None, "") and legacy not in (None, "") and channel != legacy:
         raise InputError("inputs 'channel' and 'name' name different channels; give only 'channel'")
     value = channel if channel not in (None, "") else legacy
     if value in (None, ""):
         raise InputError("input 'channel' (the channel name) is required")
-    return check.channel_name(value, "'channel'" if channel not in (None, "") else "'name'")
+    return check.channel_name(value, "'channel'" if channel not in (None, "") else "'name'", limits=limits)
 
 
 async def channel(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """Whether one channel is occupied, with the attributes asked for in ``info``."""
-    name = _channel_input(inputs)
-    params = query(inputs, ("info",))
+    limits = ctx.limits(inputs)
+    name = _channel_input(inputs, limits)
+    params = query(inputs, ("info",), limits)
     client = ctx.client(inputs)
     with sdk_errors():
         pending = client.channel_info(name, _attributes(params.get("info")))
@@ -84,7 +87,7 @@ async def channel(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
 
 async def users(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
     """The users of a presence channel, each ``{id}``."""
-    name = check.channel_prefixed(inputs.get("channel"), ("presence-",), "users")
+    name = check.channel_prefixed(inputs.get("channel"), ("presence-",), "users", limits=ctx.limits(inputs))
     client = ctx.client(inputs)
     with sdk_errors():
         pending = client.users_info(name)

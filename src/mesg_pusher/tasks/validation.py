@@ -1,4 +1,9 @@
-"""Checks of task inputs against Pusher's documented limits, with messages naming the input."""
+"""Checks of task inputs against Pusher's documented limits, with messages naming the input.
+
+The data size, batch size and channel-name length are the execution's ``Limits`` (Pusher's
+multi-tenant ones unless raised, see ``mesg_pusher.limits``); a refusal says which limit was
+in force and who set it. The other limits are the same on every Pusher cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesg_pusher.errors import InputError
+from mesg_pusher.limits import BATCH, CHANNEL_NAME, DATA, Limits
 
-MAX_DATA_BYTES = 10_240
 MAX_CHANNELS = 100
 MAX_EVENT_NAME = 200
-MAX_CHANNEL_NAME = 164
-MAX_BATCH = 10
 MAX_USER_ID = 200
 _CHANNEL = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
 ATTRIBUTES = re.compile(r"[A-Za-z_]+(?:,[A-Za-z_]+)*")
 _SOCKET_ID = re.compile(r"[0-9]+\.[0-9]+")
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -42,7 +45,7 @@ def string(inputs: Mapping[str, Any], key: str, *, where: str = "") -> str:
     if value is None or value == "":
         raise InputError(f"input '{where}{key}' is required")
     if not isinstance(value, str):
-        raise InputError(f"input '{where}{key}' must be a string, not {_type_name(value)}")
+        raise InputError(f"input '{where}{key}' must be a string, not {type_name(value)}")
     return value
 
 
@@ -53,12 +56,12 @@ def optional_string(inputs: Mapping[str, Any], key: str, *, where: str = "") -> 
     return string(inputs, key, where=where)
 
 
-def channel_name(value: Any, label: str = "'channel'") -> str:
-    """A channel name Pusher accepts: 1-164 characters of ``A-Za-z0-9_-=@,.;``."""
+def channel_name(value: Any, label: str = "'channel'", *, limits: Limits) -> str:
+    """A channel name Pusher accepts: ``A-Za-z0-9_-=@,.;``, within the execution's length limit."""
     if not isinstance(value, str) or not value:
-        raise InputError(f"input {label} must be a non-empty string, not {_type_name(value)}")
-    if len(value) > MAX_CHANNEL_NAME:
-        raise InputError(f"input {label} is {len(value)} characters long; Pusher allows {MAX_CHANNEL_NAME}")
+        raise InputError(f"input {label} must be a non-empty string, not {type_name(value)}")
+    if len(value) > limits.max_channel_name_length:
+        raise InputError(f"input {label} is {len(value)} characters long; {limits.in_force(CHANNEL_NAME)}")
     if not _CHANNEL.fullmatch(value):
         bad = sorted({c for c in value if not _CHANNEL.fullmatch(c)})
         raise InputError(
@@ -88,11 +91,16 @@ def socket_id(inputs: Mapping[str, Any], key: str = "socket_id", *, where: str =
     return value
 
 
-def encode_data(inputs: Mapping[str, Any], key: str = "data", *, where: str = "") -> str:
+def byte_size(text: str) -> int:
+    """The size Pusher counts: UTF-8 bytes of the data string."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def encode_data(inputs: Mapping[str, Any], key: str = "data", *, limits: Limits, where: str = "") -> str:
     """The event data as the string Pusher carries: strings as they are, anything else as JSON.
 
     Compact JSON without ASCII escaping, as JavaScript's ``JSON.stringify`` writes it, so the
-    10 KB limit counts what really travels.
+    data limit counts what really travels.
     """
     value = inputs.get(key)
     if value is None:
@@ -106,28 +114,46 @@ def encode_data(inputs: Mapping[str, Any], key: str = "data", *, where: str = ""
             raise InputError(
                 f"input '{where}{key}' contains NaN or Infinity, which JSON cannot carry"
             ) from None
-    size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_DATA_BYTES:
-        raise InputError(
-            f"input '{where}{key}' is {size} bytes once serialised; Pusher allows {MAX_DATA_BYTES}"
-        )
+    size = byte_size(text)
+    if size > limits.max_data_bytes:
+        raise InputError(f"input '{where}{key}' is {size} bytes once serialised; {limits.in_force(DATA)}")
     return text
 
 
-def channel_list(inputs: Mapping[str, Any]) -> list[str]:
+def encrypted_data(
+    envelope: str, plaintext: str, channel: str, *, limits: Limits, key: str = "data", where: str = ""
+) -> str:
+    """The data of an end-to-end encrypted channel as sent: Pusher counts the JSON envelope of
+    nonce and ciphertext (about a third bigger than the plaintext), so that is what is checked."""
+    size = byte_size(envelope)
+    if size > limits.max_data_bytes:
+        raise InputError(
+            f"input '{where}{key}' is {byte_size(plaintext)} bytes once serialised and {size} once "
+            f"encrypted for {channel!r} (what Pusher receives); {limits.in_force(DATA)}"
+        )
+    return envelope
+
+
+def batch_size(count: int, *, limits: Limits) -> None:
+    """A ``batch_events`` call holds 1 to the batch limit of events."""
+    if count > limits.max_batch_size:
+        raise InputError(f"input 'batch' has {count} events; {limits.in_force(BATCH)}")
+
+
+def channel_list(inputs: Mapping[str, Any], *, limits: Limits) -> list[str]:
     """Exactly one of ``channel`` (a name) and ``channels`` (1 to 100 names)."""
     one, many = inputs.get("channel"), inputs.get("channels")
     if one not in (None, "") and many not in (None, []):
         raise InputError("give either input 'channel' or input 'channels', not both")
     if one not in (None, ""):
-        return [channel_name(one)]
+        return [channel_name(one, limits=limits)]
     if many in (None, []):
         raise InputError("input 'channel' (a name) or 'channels' (a list of names) is required")
     if not isinstance(many, list):
-        raise InputError(f"input 'channels' must be a list of strings, not {_type_name(many)}")
+        raise InputError(f"input 'channels' must be a list of strings, not {type_name(many)}")
     if len(many) > MAX_CHANNELS:
         raise InputError(f"input 'channels' has {len(many)} channels; Pusher allows {MAX_CHANNELS}")
-    names = [channel_name(name, f"'channels[{i}]'") for i, name in enumerate(many)]
+    names = [channel_name(name, f"'channels[{i}]'", limits=limits) for i, name in enumerate(many)]
     if len(set(names)) != len(names):
         raise InputError("input 'channels' lists a channel more than once")
     return names
@@ -139,7 +165,7 @@ def params(inputs: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, str
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InputError(f"input 'params' must be an object, not {_type_name(value)}")
+        raise InputError(f"input 'params' must be an object, not {type_name(value)}")
     unknown = sorted(set(value) - set(allowed))
     if unknown:
         raise InputError(
@@ -153,7 +179,7 @@ def params(inputs: Mapping[str, Any], allowed: tuple[str, ...]) -> dict[str, str
         if item in (None, ""):
             continue
         if not isinstance(item, str):
-            raise InputError(f"input 'params.{key}' must be a string, not {_type_name(item)}")
+            raise InputError(f"input 'params.{key}' must be a string, not {type_name(item)}")
         result[key] = item
     return result
 
@@ -170,9 +196,11 @@ def user_id(inputs: Mapping[str, Any], key: str = "user_id", *, where: str = "")
     return value
 
 
-def channel_prefixed(value: Any, prefixes: tuple[str, ...], task: str, label: str = "'channel'") -> str:
+def channel_prefixed(
+    value: Any, prefixes: tuple[str, ...], task: str, label: str = "'channel'", *, limits: Limits
+) -> str:
     """A channel name that must start with one of ``prefixes`` for this task to make sense."""
-    name = channel_name(value, label)
+    name = channel_name(value, label, limits=limits)
     if not name.startswith(prefixes):
         kinds = " or ".join(f"{p}*" for p in prefixes)
         raise InputError(f"{task} needs a {kinds} channel, not {name!r}")
@@ -203,7 +231,7 @@ def json_object(
     if value is None and optional:
         return None
     if not isinstance(value, dict):
-        raise InputError(f"input '{key}' must be an object, not {_type_name(value)}")
+        raise InputError(f"input '{key}' must be an object, not {type_name(value)}")
     try:
         size = len(json.dumps(value, allow_nan=False))  # the SDK's own (ASCII-escaped) form
     except ValueError:
