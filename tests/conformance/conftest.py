@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
 from tests.conformance.emulation import EmulatedEngine, Node
 from tests.conformance.installed import (
     InstalledService,
@@ -19,6 +18,7 @@ from tests.conformance.installed import (
     install,
     installed_definition,
 )
+from tests.support.soketi import Soketi
 
 EngineFactory = Callable[..., EmulatedEngine]
 ServiceFactory = Callable[..., InstalledService]

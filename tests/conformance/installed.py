@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from mesg_pusher.harness.processes import Child, ProcessError
+from tests.support.processes import Child, ProcessError
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the wheel is built from: the working tree as it is, not a commit.

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.container import IMAGE_VARIABLE, ContainerService
 from tests.support.e2e import channel, run
 from tests.support.image import BASE_IMAGE, RunConfig, added_size, mounted
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, running_stack
-from tests.support.tcp_proxy import TcpProxy
 
 IMAGE = os.environ.get(IMAGE_VARIABLE, "")
 pytestmark = pytest.mark.skipif(

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
-from mesg_pusher.local_engine.deployment import GENERATIONS
+from mesg_local_engine.app import Application
+from mesg_local_engine.deployment import GENERATIONS
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, engine_generation, running_stack
-from tests.support.tcp_proxy import TcpProxy
 
 SoketiFactory = Callable[..., Soketi]
 
