@@ -11,8 +11,8 @@ import pytest
 
 from tests.conformance.conftest import EngineFactory, ServiceFactory
 from tests.conformance.emulation import EmulatedEngine, State, now_ms
-from tests.conformance.installed import InstalledService
 from tests.support.e2e import channel
+from tests.support.installed import InstalledService
 from tests.support.pusher_ws import PusherWS
 from tests.support.soketi import Soketi
 

@@ -11,7 +11,8 @@ import pytest
 from mesg_local_engine import Application, start_engine
 from mesg_local_engine._proto.mesg.types.service_pb2 import Service
 from mesg_local_engine.definition import DefinitionError, load_service
-from mesg_pusher.definition import Parameter, load_definition
+from mesg_pusher.definition import load_definition
+from tests.unit.test_definition import ANCHORS, MALFORMED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,13 +58,26 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_any_service_compiles_field_by_field(tmp_path: Path) -> None:
     request = load_service(write(tmp_path, ECHO))
-    assert (request.name, request.sid, request.repository) == ("echo", "com.example.echo", "https://example.com/echo")
+    assert (request.name, request.sid, request.repository) == (
+        "echo",
+        "com.example.echo",
+        "https://example.com/echo",
+    )
     config = request.configuration
     assert list(config.env) == ["GREETING=hello", "PORT=8080"]
-    assert (list(config.ports), list(config.volumes), list(config.volumesFrom)) == (["8080"], ["/data"], ["db"])
+    assert (list(config.ports), list(config.volumes), list(config.volumesFrom)) == (
+        ["8080"],
+        ["/data"],
+        ["db"],
+    )
     assert (list(config.args), config.command) == (["--verbose"], "8080")  # a number read as text
     (db,) = request.dependencies
-    assert (db.key, db.image, list(db.env), list(db.ports)) == ("db", "postgres", ["POSTGRES_PASSWORD=x"], ["5432"])
+    assert (db.key, db.image, list(db.env), list(db.ports)) == (
+        "db",
+        "postgres",
+        ["POSTGRES_PASSWORD=x"],
+        ["5432"],
+    )
     (say,) = request.tasks
     assert (say.key, say.name) == ("say", "Say")
     assert [(p.key, p.type, p.optional, p.repeated) for p in say.inputs] == [
@@ -82,7 +96,9 @@ async def test_the_engine_deploys_any_service(tmp_path: Path) -> None:
         assert engine.env == ("GREETING=hi", "PORT=8080")
         async with Application.connect(engine.endpoint) as app:
             assert await app.resolve("com.example.echo") == engine.instance_hash
-            with pytest.raises(Exception, match='inputs of task "say" are invalid: value of "text" is required'):
+            with pytest.raises(
+                Exception, match='inputs of task "say" are invalid: value of "text" is required'
+            ):
                 await app.execute_task(engine.instance_hash, "say", {})
             created = await app.execute_task(engine.instance_hash, "say", {"text": "x"})
             await app.update_execution(created, {"said": "x"})
@@ -102,10 +118,14 @@ async def test_by_default_the_working_directory_file(tmp_path: Path, monkeypatch
         await engine.stop(0)
 
 
-def test_this_repository_compiles_as_the_service_reads_it() -> None:
-    """The engine's compiler and the service's loader are two readings of one file: same shape."""
-    request = load_service(ROOT / "mesg.yml")
-    definition = load_definition(ROOT / "mesg.yml")
+@pytest.mark.parametrize(
+    "text", [(ROOT / "mesg.yml").read_text(), ECHO, ANCHORS], ids=["mesg.yml", "echo", "anchors"]
+)
+def test_the_engine_reads_a_file_as_the_service_does(tmp_path: Path, text: str) -> None:
+    """The engine's compiler and the service's loader are two readings of one file: same shape,
+    same file order (anchors and merge keys resolved alike)."""
+    path = write(tmp_path, text)
+    request, definition = load_service(path), load_definition(path)
 
     def shape(params: Iterable[Any]) -> list[tuple[Any, ...]]:
         return [(p.key, p.type, p.optional, p.repeated, tuple(shape(p.object))) for p in params]
@@ -116,26 +136,20 @@ def test_this_repository_compiles_as_the_service_reads_it() -> None:
     for task in request.tasks:
         mine = definition.tasks[task.key]
         assert shape(task.inputs) == shape(mine.inputs) and shape(task.outputs) == shape(mine.outputs)
+    assert [e.key for e in request.events] == list(definition.events)
     for event in request.events:
         assert shape(event.data) == shape(definition.events[event.key].data)
-    assert isinstance(definition.tasks["trigger"].inputs[0], Parameter)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: [unclosed\n", "invalid YAML"),
-        ("- a\n- b\n", "the top level: expected a map"),
-        ("description: no name\n", '"name" is required'),
-        ("name: x\ntasks:\n  t:\n    inputs:\n      a: {type: Strin}\n", "tasks.t.inputs.a.type: 'Strin' is not one of"),
-        ("name: x\ntasks:\n  t:\n    inputs:\n      a: {name: A}\n", "tasks.t.inputs.a.type: None is not one of"),
+        *MALFORMED,  # the service's loader says the same of these
         (
-            "name: x\ntasks:\n  t:\n    inputs:\n      a: {type: String, optional: maybe}\n",
-            "tasks.t.inputs.a.optional: expected true or false",
+            "name: x\ntasks:\n  t:\n    inputs:\n      a: {name: A}\n",
+            "tasks.t.inputs.a.type: None is not one of",
         ),
-        ("name: x\ntasks: [a]\n", "tasks: expected a map"),
         ("name: x\ntasks:\n  1: {}\n", "tasks: key 1 must be a non-empty string"),
-        ("name: x\nconfiguration:\n  env: PUSHER_APP_ID=\n", "configuration.env: expected a list"),
         ("name: x\nconfiguration:\n  env: [{a: 1}]\n", "configuration.env[0]: expected a string"),
         ("name: {a: 1}\n", "name: expected a string"),
     ],
@@ -147,24 +161,7 @@ def test_malformed_files_are_refused_with_the_place(tmp_path: Path, text: str, m
 
 
 def test_anchors_and_merge_keys_keep_file_order(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "name: x\n"
-        "tasks:\n"
-        "  a:\n"
-        "    inputs:\n"
-        "      <<: &common\n"
-        "        one: {type: String}\n"
-        "        two: {type: Number}\n"
-        "      three: {type: Boolean}\n"
-        "    outputs:\n"
-        "      out: &out {type: Any}\n"
-        "  b:\n"
-        "    inputs: {<<: *common, four: {type: Object, object: {x: {type: String}}}}\n"
-        "    outputs: {out: *out}\n",
-    )
-    a, b = load_service(path).tasks
-    assert [p.key for p in a.inputs] == ["one", "two", "three"]
+    a, b = load_service(write(tmp_path, ANCHORS)).tasks
     assert [p.key for p in b.inputs] == ["one", "two", "four"]
     assert list(b.inputs[2].object) == [Service.Parameter(key="x", type="String")]
     assert b.outputs == a.outputs
@@ -174,6 +171,6 @@ def test_the_same_file_gives_the_same_service_hash(tmp_path: Path) -> None:
     """An empty configuration is sent all the same, as mesg-cli does: the hash depends on the file only."""
     first = load_service(write(tmp_path, "name: x\n"))
     assert first.HasField("configuration")
-    assert first.SerializeToString(deterministic=True) == load_service(tmp_path / "mesg.yml").SerializeToString(
-        deterministic=True
-    )
+    assert first.SerializeToString(deterministic=True) == load_service(
+        tmp_path / "mesg.yml"
+    ).SerializeToString(deterministic=True)

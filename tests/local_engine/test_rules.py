@@ -24,6 +24,9 @@ from mesg_pusher import codec
 from mesg_pusher import definition as service_rules
 
 ROOT = Path(__file__).resolve().parents[2]
+#: This repository's mesg.yml, as each side reads it.
+ENGINE_SIDE = load_service(ROOT / "mesg.yml")
+SERVICE_SIDE = service_rules.load_definition(ROOT / "mesg.yml")
 KEYS = st.sampled_from(["a", "b", "c"])
 TYPES = st.sampled_from(["String", "Number", "Boolean", "Object", "Any", "Date"])
 
@@ -65,7 +68,11 @@ specs = st.recursive(
     max_leaves=8,
 )
 values = st.recursive(
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers(-(2**60), 2**60) | st.text(max_size=3),
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False)
+    | st.integers(-(2**60), 2**60)
+    | st.text(max_size=3),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=3),
     max_leaves=12,
 )
@@ -76,7 +83,8 @@ def both(specs: list[Spec], given: dict[str, Any]) -> tuple[list[str], list[str]
     engine = reasons([spec.engine() for spec in specs], struct)
     # The service sees the values as its codec decodes them from the same Struct.
     service = service_rules.validate_parameters(
-        [spec.service() for spec in specs], codec.struct_to_dict(codec.Struct.FromString(struct.SerializeToString()))
+        [spec.service() for spec in specs],
+        codec.struct_to_dict(codec.Struct.FromString(struct.SerializeToString())),
     )
     return engine, service
 
@@ -100,10 +108,13 @@ def test_a_few_cases_by_hand() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["channel", "name", "data", "port", "useTLS", "batch"]), values, max_size=5))
+@given(
+    st.dictionaries(
+        st.sampled_from(["channel", "name", "data", "port", "useTLS", "batch"]), values, max_size=5
+    )
+)
 def test_this_repository_tasks_get_the_same_messages(given: dict[str, Any]) -> None:
-    request = load_service(ROOT / "mesg.yml")
-    mine = service_rules.load_definition(ROOT / "mesg.yml")
+    request, mine = ENGINE_SIDE, SERVICE_SIDE
     struct = dict_to_struct(given)
     decoded = codec.struct_to_dict(codec.Struct.FromString(struct.SerializeToString()))
     for task in request.tasks:

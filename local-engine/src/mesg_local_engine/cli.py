@@ -215,7 +215,9 @@ async def _supervise(
     return status
 
 
-async def _stop_child(child: asyncio.subprocess.Process, exited: asyncio.Future[int], stop_timeout: float) -> None:
+async def _stop_child(
+    child: asyncio.subprocess.Process, exited: asyncio.Future[int], stop_timeout: float
+) -> None:
     """SIGTERM, then SIGKILL after ``stop_timeout`` seconds, as ``docker stop``."""
     if exited.done():
         return
@@ -242,7 +244,7 @@ def service_env(engine: LocalEngine, base: Mapping[str, str], runner: int = 0) -
     of runner number ``runner`` (see ``Deployment.mesg_env``).
 
     Instance values win over ``base`` even when empty, as in the engine's container, where
-    an empty ``PUSHER_APP_ID=`` means "not configured".
+    an empty ``KEY=`` default (e.g. a credential left to the operator) stays empty.
     """
     # What the engine sets replaces, never mixes with, what the caller's shell had: a leftover
     # MESG_TOKEN next to a G3 set would be a contradictory set the service refuses.

@@ -78,9 +78,7 @@ class SigningKey:
         if not 0 < r < _ORDER or not 0 < s <= _HALF_ORDER:
             return False
         try:
-            self._private.public_key().verify(
-                encode_dss_signature(r, s), payload, ec.ECDSA(hashes.SHA256())
-            )
+            self._private.public_key().verify(encode_dss_signature(r, s), payload, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             return False
         return True

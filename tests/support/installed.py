@@ -1,10 +1,11 @@
-"""The service as a user installs it: a wheel of this checkout in a throwaway venv, run with the
-``mesg-pusher`` entry point and only the variables an engine sets.
+"""The service as a user installs it: a wheel built from this checkout's root, alone in a fresh
+venv, run with the ``mesg-pusher`` entry point and only the variables an engine sets.
 
-Why: the conformance checks must catch what the in-tree tests cannot see: a module or the
-mesg.yml missing from the wheel, a dependency missing from pyproject.toml, an entry point that
-does not start the service. ``CONFORMANCE_VENV=/some/dir`` keeps the venv between runs (its
-dependencies are installed once; the wheel is reinstalled every time).
+Why: the conformance checks and the packaging checks must catch what the in-tree tests cannot
+see: a module or the mesg.yml missing from the wheel, a module in it that needs the checkout or
+a test dependency, a dependency missing from pyproject.toml, an entry point that does not start
+the service. ``CONFORMANCE_VENV=/some/dir`` keeps the venv between runs (its dependencies are
+installed once; the wheel is reinstalled every time).
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from tests.support.checkout import ROOT
 from tests.support.processes import Child, ProcessError
-
-ROOT = Path(__file__).resolve().parents[2]
-# What the wheel is built from: the working tree as it is, not a commit.
-SOURCES = ("src", "pyproject.toml", "README.md")
 
 
 def _run(argv: list[str], what: str) -> str:
@@ -37,29 +37,51 @@ def _run(argv: list[str], what: str) -> str:
     return done.stdout
 
 
-def build_wheel(workdir: Path) -> Path:
-    """A wheel of the working tree, built from a copy so the checkout gains no build/ files."""
+def checkout_files() -> list[str]:
+    """The files of the working tree as a fresh clone plus the uncommitted change would hold them:
+    tracked and untracked ones, less what .gitignore leaves out (.venv, node_modules, builds)."""
+    listed = _run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"], "git"
+    )
+    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A distribution of this repository: where its pyproject.toml is, its package, its script."""
+
+    folder: str
+    package: str
+    script: str
+
+
+SERVICE = Project(".", "mesg_pusher", "mesg-pusher")
+LOCAL_ENGINE = Project("local-engine", "mesg_local_engine", "mesg-local-engine")
+
+
+def build_wheel(workdir: Path, project: Project = SERVICE) -> Path:
+    """``project``'s wheel, as ``pip wheel`` in its folder builds it (the service's: at the root).
+
+    From a copy of the whole working tree (local-engine/, benchmarks/, tests/ and tools/
+    included, so the checks see whether packaging picks any of them up), so the checkout itself
+    gains no build/ files.
+    """
     source = workdir / "source"
-    for name in SOURCES:
-        if (ROOT / name).is_dir():
-            shutil.copytree(
-                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
-            )
-        else:
-            source.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, source / name)
+    for name in checkout_files():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
     wheels = workdir / "wheels"
     # The test venv has setuptools >= 77 (grpcio-tools needs it): no isolated build environment.
     _run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", str(wheels), str(source)],
+         "-w", str(wheels), str(source / project.folder)],
         "building the wheel",
     )  # fmt: skip
-    (wheel,) = wheels.glob("mesg_pusher-*.whl")
+    (wheel,) = wheels.glob(f"{project.package}-*.whl")
     return wheel
 
 
-def install(venv: Path, wheel: Path) -> Path:
+def install(venv: Path, wheel: Path, project: Project = SERVICE) -> Path:
     """Install ``wheel`` with its dependencies into ``venv``; return the entry point."""
     fresh = not (venv / "bin" / "python").exists()
     if fresh:
@@ -74,13 +96,49 @@ def install(venv: Path, wheel: Path) -> Path:
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import mesg_pusher, sys; sys.stdout.write(mesg_pusher.__file__)",
+            f"import {project.package}, sys; sys.stdout.write({project.package}.__file__)",
         ],
         "importing the installed package",
     )
     if not Path(located).resolve().is_relative_to(venv.resolve()):
-        raise ProcessError(f"the venv imports mesg_pusher from {located}, not from its own site-packages")
-    return venv / "bin" / "mesg-pusher"
+        raise ProcessError(
+            f"the venv imports {project.package} from {located}, not from its own site-packages"
+        )
+    return venv / "bin" / project.script
+
+
+@dataclass(frozen=True)
+class Installation:
+    """A distribution installed from its wheel alone: the wheel, and the venv's console script."""
+
+    #: None when ``CONFORMANCE_SERVICE`` names an installation made elsewhere.
+    wheel: Path | None
+    entry_point: Path
+
+    @property
+    def python(self) -> Path:
+        return self.entry_point.parent / "python"
+
+
+@contextmanager
+def installation(project: Project = SERVICE) -> Iterator[Installation]:
+    """Build ``project``'s wheel and install it alone into a fresh venv (removed afterwards).
+
+    For the service, ``CONFORMANCE_SERVICE=/path/to/bin/mesg-pusher`` uses that installation
+    instead, as it is (another release, or a deliberately broken copy to see the checks fail),
+    and ``CONFORMANCE_VENV`` keeps the venv.
+    """
+    given = os.environ.get("CONFORMANCE_SERVICE") if project == SERVICE else None
+    if given:
+        yield Installation(None, Path(given))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix=f"{project.script}-install-"))
+    keep = os.environ.get("CONFORMANCE_VENV") if project == SERVICE else None
+    try:
+        wheel = build_wheel(workdir, project)
+        yield Installation(wheel, install(Path(keep) if keep else workdir / "venv", wheel, project))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def installed_definition(entry_point: Path) -> Path:
