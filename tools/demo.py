@@ -20,10 +20,9 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from base58 import b58encode
-
 from mesg_local_engine import Application
 from mesg_local_engine.deployment import add_generation_option
+from mesg_local_engine.hash_text import b58
 from mesg_pusher.config import PusherSettings, merged_environment
 from mesg_pusher.errors import ConfigError
 from tests.support.processes import EngineProcess, ServiceProcess, start_services, terminate_all
@@ -66,7 +65,7 @@ async def demo(generation: str = "g1", runners: int = 1) -> int:
             services = start_services(engine)
             names = (
                 {
-                    runner.hash: f"runner {runner.node} ({b58encode(runner.hash).decode()[:8]}…)"
+                    runner.hash: f"runner {runner.node} ({b58(runner.hash)[:8]}…)"
                     for runner in engine.deployment.runners
                 }
                 if engine.deployment is not None

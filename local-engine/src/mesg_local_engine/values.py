@@ -54,7 +54,10 @@ def _set(target: Value, item: Any) -> None:
         case bool():
             target.bool_value = item
         case int() | float():
-            target.number_value = item
+            try:
+                target.number_value = item
+            except OverflowError:
+                raise TypeError(f"number {item} does not fit a double") from None
         case str():
             target.string_value = item
         case Mapping():
