@@ -28,12 +28,14 @@ RUN cp --remove-destination mesg.yml src/mesg_pusher/mesg.yml
 # --no-deps: only our own wheel here; it is installed with its dependencies into /opt/mesg-pusher below.
 # The build backend (setuptools) is fetched by pip into a throw-away isolated environment.
 # The check after it fails the build, rather than the service at start-up, if the wheel lacks
-# the real definition or the generated gRPC modules.
+# the real definition or the generated gRPC modules, or holds anything but the service's package
+# (the local engine, the harness and the benchmarks are the repository's, never the image's).
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
     && python -c "import glob, zipfile; \
 w = zipfile.ZipFile(glob.glob('/dist/*.whl')[0]); names = w.namelist(); \
 assert w.read('mesg_pusher/mesg.yml') == open('mesg.yml', 'rb').read(), 'mesg.yml'; \
-assert any(n.startswith('mesg_pusher/_proto/mesg/api/') for n in names), '_proto'"
+assert any(n.startswith('mesg_pusher/_proto/mesg/api/') for n in names), '_proto'; \
+assert all(n.startswith(('mesg_pusher/', 'mesg_pusher-')) for n in names), 'not the service'"
 
 # The service and its dependencies in a virtual environment without pip or setuptools, so the
 # runtime stage takes exactly this one directory (one layer). pip compiles the bytecode here:

@@ -103,7 +103,7 @@ class Ours:
         pool = self._pools.get(authority)
         if pool is None:
             host, _, port = authority.rpartition(":")
-            pool = self._pools[authority] = self._make(host.strip("[]"), int(port))
+            pool = self._pools[authority] = self._make(host.strip("[]"), int(port))  # type: ignore[no-untyped-call]
         deadline = asyncio.get_running_loop().time() + timeout
         response = await pool.exchange(method, "/" + target, headers, body, deadline)
         return response.status, response.body
@@ -120,7 +120,7 @@ class AioHTTP:
         import aiohttp
         import yarl
 
-        self._url = lambda url: yarl.URL(url, encoded=True)
+        self._url: Any = lambda url: yarl.URL(url, encoded=True)
         self._aiohttp = aiohttp
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=LIMIT, limit_per_host=LIMIT, keepalive_timeout=4.0),
@@ -181,12 +181,12 @@ class CurlCFFI:
         from curl_cffi import CurlOpt
         from curl_cffi.requests import AsyncSession
 
-        self._session = AsyncSession(max_clients=LIMIT, curl_options={CurlOpt.MAXFILESIZE: BODY_CAP})
+        self._session: Any = AsyncSession(max_clients=LIMIT, curl_options={CurlOpt.MAXFILESIZE: BODY_CAP})
 
     async def send(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout: float
     ) -> tuple[int, bytes]:
-        r = await self._session.request(method, url, headers=headers, data=body or None, timeout=timeout)  # type: ignore[arg-type]
+        r = await self._session.request(method, url, headers=headers, data=body or None, timeout=timeout)
         return r.status_code, r.content
 
     async def close(self) -> None:
@@ -274,8 +274,8 @@ def _child(args: argparse.Namespace) -> int:
 
 
 def _speed(args: argparse.Namespace) -> int:
-    from mesg_pusher.harness.relay import RelayProcess
-    from mesg_pusher.harness.soketi import Soketi
+    from tests.support.relay import RelayProcess
+    from tests.support.soketi import Soketi
 
     results: dict[tuple[int, str], list[dict[str, float]]] = {}
     with Soketi() as soketi:

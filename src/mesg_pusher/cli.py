@@ -1,4 +1,4 @@
-"""Entry point: ``mesg-pusher`` runs the service; subcommands run the local tools."""
+"""Entry point: ``mesg-pusher`` runs the service; ``exec`` and ``check`` are the operator's commands."""
 
 from __future__ import annotations
 
@@ -32,10 +32,8 @@ its version, MESG_TOKEN, MESG_RUNNER_HASH or MESG_REGISTER_SIGNATURE set).
 commands:
   exec     run one task directly against Pusher, without the engine; prints its outputs as JSON
   check    show the settings (secrets masked) and try Pusher, and the engine if MESG_ENDPOINT is set
-  engine   run the local MESG engine (--generation g1|g2|g3 --runners N); --help for its options
-  demo     run every task through the local engine against a local Pusher server
-  bench    measure throughput, latency, CPU and memory
-  bench-metrics  measure what MESG_PUSHER_METRICS_PORT costs per execution (on vs off)
+
+Each command takes --help.
 """
 
 
@@ -135,10 +133,6 @@ def run_service() -> int:
 COMMANDS = {
     "exec": "mesg_pusher.commands.exec_task",
     "check": "mesg_pusher.commands.check",
-    "engine": "mesg_pusher.local_engine",
-    "demo": "mesg_pusher.harness.demo",
-    "bench": "mesg_pusher.harness.bench",
-    "bench-metrics": "mesg_pusher.harness.bench_metrics",
 }
 
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mesg_pusher.base58 import b58decode, b58encode
 from mesg_pusher.errors import ConfigError
+from mesg_pusher.hash_text import b58, from_b58
 
 Generation = Literal["g1", "g2", "g3"]
 GENERATIONS: tuple[Generation, ...] = ("g1", "g2", "g3")
@@ -34,10 +34,11 @@ REQUIRED: Mapping[Generation, tuple[str, ...]] = {
     "g2": ("MESG_ENDPOINT", "MESG_INSTANCE_HASH", "MESG_RUNNER_HASH"),
     "g3": ("MESG_ENDPOINT", "MESG_SERVICE_HASH", "MESG_ENV_HASH", SIGNATURE_VARIABLE),
 }
-# G1's message, kept word for word: deployments and tests know it.
+# G1's message, kept word for word up to the hint (deployments and tests know it); the hint names
+# the local engine of the service's repository (local-engine/), which does not ship with it.
 _G1_MISSING = (
     "MESG_ENDPOINT and MESG_TOKEN must be set (the engine sets them when it starts "
-    "the service; run `mesg-pusher engine --run-service mesg-pusher` to try locally)"
+    "the service; run `mesg-local-engine --run-service mesg-pusher` to try locally)"
 )
 
 
@@ -55,7 +56,7 @@ def _hash(environ: Mapping[str, str], name: str, what: str) -> bytes | None:
     if text is None:
         return None
     try:
-        value = b58decode(text)
+        value = from_b58(text)
     except ValueError as exc:
         raise ConfigError(f"{name} is not a base58 {what}: {exc}") from None
     if len(value) != 32:
@@ -98,7 +99,7 @@ def detect_generation(environ: Mapping[str, str]) -> Generation:
         "MESG_INSTANCE_HASH and MESG_RUNNER_HASH (engine v0.17 to v0.20), or MESG_ENDPOINT, "
         f"MESG_SERVICE_HASH, MESG_ENV_HASH and {SIGNATURE_VARIABLE} (engine v0.21 and later): "
         "the engine sets them when it starts the service; run "
-        "`mesg-pusher engine --run-service mesg-pusher` to try locally"
+        "`mesg-local-engine --run-service mesg-pusher` to try locally"
     )
 
 
@@ -126,7 +127,7 @@ class EngineIdentity:
         for name in ("instance_hash", "runner_hash", "service_hash", "env_hash"):
             value: bytes | None = getattr(self, name)
             if value is not None:
-                parts.append(f"{name}={b58encode(value)!r}")
+                parts.append(f"{name}={b58(value)!r}")
         if self.signature:
             parts.append("signature='***'")
         return f"EngineIdentity({', '.join(parts)})"
@@ -139,7 +140,7 @@ class EngineIdentity:
     @property
     def runner(self) -> str:
         """The runner's base58 hash, or ``"unknown"``, for log lines."""
-        return b58encode(self.runner_hash) if self.runner_hash is not None else "unknown"
+        return b58(self.runner_hash) if self.runner_hash is not None else "unknown"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> EngineIdentity:

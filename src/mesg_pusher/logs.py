@@ -16,8 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from mesg_pusher.base58 import b58encode
 from mesg_pusher.errors import ConfigError
+from mesg_pusher.hash_text import b58
 from mesg_pusher.redact import SecretFilter
 
 FORMATS = ("text", "json")
@@ -59,7 +59,7 @@ class JSONFormatter(logging.Formatter):
         }
         bound = _execution.get()
         # ``extra={"execution": ..., "task": ...}`` names one explicitly, outside its task.
-        execution = getattr(record, "execution", None) or (b58encode(bound[0]) if bound else None)
+        execution = getattr(record, "execution", None) or (b58(bound[0]) if bound else None)
         task = getattr(record, "task", None) or (bound[1] if bound else None)
         if execution is not None:
             line["execution"] = execution

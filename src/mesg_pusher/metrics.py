@@ -129,7 +129,7 @@ class Recorder(Hooks):
     """Hooks that count in plain numbers, and the collector that exports them when scraped.
 
     The hot path only adds to dicts and lists (the four hooks of one trigger: about 2 µs,
-    timed by ``mesg-pusher bench-metrics``); turning them into metric families, and reading
+    timed by ``python -m benchmarks.bench_metrics``); turning them into metric families, and reading
     the gauges, happens once per scrape.
     """
 

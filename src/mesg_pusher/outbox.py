@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesg_pusher.backoff import backoff, wait_until_empty
-from mesg_pusher.base58 import b58encode
 from mesg_pusher.engine import EngineClient
 from mesg_pusher.errors import EngineError, EngineRejected
+from mesg_pusher.hash_text import b58
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class Outbox:
             logger.error(
                 "result queue full (%d): dropped the oldest, execution %s (%d so far)",
                 self._max_pending,
-                b58encode(lost.hash),
+                b58(lost.hash),
                 self.dropped,
             )
         self._pending.append(result)

@@ -2,46 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
 from tests.conformance.emulation import EmulatedEngine, Node
-from tests.conformance.installed import (
-    InstalledService,
-    build_wheel,
-    definition_json,
-    install,
-    installed_definition,
-)
+from tests.support.installed import Installation, InstalledService, definition_json, installed_definition
+from tests.support.soketi import Soketi
 
 EngineFactory = Callable[..., EmulatedEngine]
 ServiceFactory = Callable[..., InstalledService]
 
 
 @pytest.fixture(scope="session")
-def installed_service() -> Iterator[Path]:
-    """The ``mesg-pusher`` entry point of this checkout installed from its wheel (~30-60 s once).
-
-    ``CONFORMANCE_SERVICE=/path/to/bin/mesg-pusher`` checks that installation instead, as it is
-    (another release, or a deliberately broken copy to see the checks fail).
-    """
-    given = os.environ.get("CONFORMANCE_SERVICE")
-    if given:
-        yield Path(given)
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="conformance-install-"))
-    keep = os.environ.get("CONFORMANCE_VENV")
-    try:
-        wheel = build_wheel(workdir)
-        yield install(Path(keep) if keep else workdir / "venv", wheel)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+def installed_service(installed: Installation) -> Path:
+    """The ``mesg-pusher`` entry point of this checkout installed from its wheel (once a session)."""
+    return installed.entry_point
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 // An independent emulation of the MESG engine's service-facing API, generations G2 (v0.17-v0.20)
 // and G3 (v0.21-v0.26), for the conformance checks in this folder.
 //
-// Why a second engine: src/mesg_pusher/local_engine is written by the same project as the service,
+// Why a second engine: the local engine (local-engine/) is written by the same project as the service,
 // so a shared misreading of the protocol would pass there. This one is written in another language
 // from the protocol reference and the engine's public source (v0.21 server/grpc/{orchestrator,runner}),
 // with its own .proto text (./proto), and is driven by pytest against the service as installed.

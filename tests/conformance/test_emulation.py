@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from mesg_pusher.base58 import b58decode
+from mesg_pusher.hash_text import from_b58
 from tests.conformance.conftest import EngineFactory
 from tests.conformance.emulation import EmulatedEngine
 
@@ -28,7 +28,7 @@ def field(number: int, value: bytes) -> bytes:
 
 
 def register_request(env: dict[str, str]) -> bytes:
-    return field(1, b58decode(env["MESG_SERVICE_HASH"])) + field(2, b58decode(env["MESG_ENV_HASH"]))
+    return field(1, from_b58(env["MESG_SERVICE_HASH"])) + field(2, from_b58(env["MESG_ENV_HASH"]))
 
 
 def token_of(response: bytes) -> str:
@@ -65,7 +65,7 @@ def test_register_checks_the_signature(g3: tuple[EmulatedEngine, grpc.Channel]) 
     signature = env["MESG_REGISTER_SIGNATURE"]
     raw = base64.b64decode(signature)
     high_s = raw[:32] + (CURVE_N - int.from_bytes(raw[32:], "big")).to_bytes(32, "big")
-    other_env = field(1, b58decode(env["MESG_SERVICE_HASH"])) + field(2, bytes(32))
+    other_env = field(1, from_b58(env["MESG_SERVICE_HASH"])) + field(2, bytes(32))
 
     assert refusal(channel, REGISTER, request, []) == (
         'signature not found in metadata, make sure to set it using the key "mesg_request_signature"'

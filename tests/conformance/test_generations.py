@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
 from tests.conformance.conftest import EngineFactory, ServiceFactory
 from tests.conformance.emulation import EmulatedEngine, State, now_ms
-from tests.conformance.installed import InstalledService
 from tests.support.e2e import channel
+from tests.support.installed import InstalledService
+from tests.support.pusher_ws import PusherWS
+from tests.support.soketi import Soketi
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mesg_pusher.harness.soketi import HOST, Soketi
+from tests.support.soketi import HOST, Soketi
 
 
 # -- certificates ------------------------------------------------------------------------------

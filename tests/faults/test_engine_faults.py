@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.base58 import b58encode
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine import start_engine
-from mesg_pusher.local_engine.app import Application
-from mesg_pusher.local_engine.state import ExecutionJournal
+from mesg_local_engine import start_engine
+from mesg_local_engine.app import Application
+from mesg_local_engine.state import ExecutionJournal
+from mesg_pusher.hash_text import b58
 from tests.support.e2e import settled, trigger_inputs, trigger_many
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.pusher_ws import PusherWS
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -224,7 +224,7 @@ async def test_update_refused_as_already_finished_is_logged_once(
             lines = [line for line in service.log()[offset:].splitlines() if "result dropped" in line]
             assert len(lines) == 5, lines
             for execution_hash in hashes:
-                mine = [line for line in lines if b58encode(execution_hash) in line]
+                mine = [line for line in lines if b58(execution_hash) in line]
                 assert len(mine) == 1 and "instead of" in mine[0], lines
                 result = await app.get_execution(execution_hash)
                 assert (result.status, result.error) == ("Failed", "cancelled by the application")
@@ -257,7 +257,7 @@ async def test_update_of_unknown_execution_is_logged_once(soketi: Soketi, slow_p
         lines = [line for line in service.log()[offset:].splitlines() if "result dropped" in line]
         assert len(lines) == 5, lines
         for execution_hash in hashes:
-            mine = [line for line in lines if b58encode(execution_hash) in line]
+            mine = [line for line in lines if b58(execution_hash) in line]
             assert len(mine) == 1 and "not found" in mine[0], lines
     finally:
         assert await asyncio.to_thread(stop_all, service, engine) == 0

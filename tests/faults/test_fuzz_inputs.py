@@ -37,10 +37,10 @@ from mesg_pusher.config import CONNECTION_INPUTS, PusherSettings
 from mesg_pusher.definition import Parameter, check_task_inputs, check_task_outputs, load_definition
 from mesg_pusher.engine import Execution
 from mesg_pusher.errors import MesgPusherError
-from mesg_pusher.harness.soketi import Soketi, free_port
 from mesg_pusher.pusher_client import ClientPool
 from mesg_pusher.tasks import TASKS, TaskContext
 from mesg_pusher.worker import Worker
+from tests.support.soketi import Soketi, free_port
 
 DEFINITION = load_definition()
 TASK_KEYS = list(TASKS)

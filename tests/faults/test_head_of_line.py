@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mesg_pusher.local_engine.app import Application, ExecutionResult
+from mesg_local_engine.app import Application, ExecutionResult
 from tests.support.e2e import channel, run
 from tests.support.stack import Stack
 

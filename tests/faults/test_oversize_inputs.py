@@ -30,15 +30,15 @@ import grpc
 import pytest
 from google.protobuf.message import DecodeError
 
+from mesg_local_engine.app import Application
 from mesg_pusher.codec import Struct, dict_to_struct, struct_to_dict
 from mesg_pusher.config import PusherSettings
 from mesg_pusher.definition import check_task_inputs, load_definition
 from mesg_pusher.errors import InputError, MesgPusherError
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
 from mesg_pusher.pusher_client import ClientPool
 from mesg_pusher.tasks import TASKS, TaskContext
 from tests.support.e2e import channel, run
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, running_stack
 
 DEFINITION = load_definition()

@@ -18,13 +18,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application, ExecutionResult
+from mesg_local_engine.app import Application, ExecutionResult
 from mesg_pusher.worker import STOPPING
 from tests.support.e2e import trigger_inputs
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.pusher_ws import PusherWS
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 
 
 async def statuses(app: Application, hashes: list[bytes]) -> list[ExecutionResult]:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi, free_port
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.faults.pusher_side import HttpProxy, TestCA, TLSSoketi
 from tests.support.e2e import channel, run
+from tests.support.pusher_ws import PusherWS
+from tests.support.soketi import Soketi, free_port
 from tests.support.stack import running_stack
 
 USER = "relay"

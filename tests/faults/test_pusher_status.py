@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.harness.ws_client import PusherError, PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
 from tests.support.fixtures import SoketiFactory
 from tests.support.pusher_api import PusherAPIServer
+from tests.support.pusher_ws import PusherError, PusherWS
 from tests.support.stack import Stack
 
 WRONG_SECRET = "wr0ng-Secret-4e2c9"

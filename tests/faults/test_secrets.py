@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
+from mesg_local_engine.app import Application
 from mesg_pusher.config import ConfigError, load_ssl_context, parse_pusher_url
-from mesg_pusher.harness.soketi import Soketi, SoketiApp, free_port
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
 from mesg_pusher.redact import redact_pusher_url
 from tests.faults.pusher_side import HttpProxy
 from tests.support.e2e import channel, run
 from tests.support.fixtures import SoketiFactory
+from tests.support.pusher_ws import PusherWS
+from tests.support.soketi import Soketi, SoketiApp, free_port
 from tests.support.stack import running_stack
 
 SECRET = "Kn0wn-app-Secret-a81f2c"

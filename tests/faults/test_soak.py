@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from mesg_local_engine.app import Application
 from mesg_pusher.coalesce import CALLS_PER_APP
-from mesg_pusher.harness.measure import memory_kb, open_sockets
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from tests.support.measure import memory_kb, open_sockets
+from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.soketi import Soketi
 
 N = int(os.environ.get("MESG_PUSHER_SOAK", "2000"))
 WINDOW = 200  # executions outstanding at once, as a busy application would have

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.faults.pusher_side import TestCA, TLSSoketi
 from tests.support.e2e import channel, run
+from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.pusher_ws import PusherWS
 from tests.support.stack import running_stack
 
 

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from mesg_pusher.harness.processes import python_env
+from tests.ops.commands import run_demo
 
 
 @pytest.mark.timeout(180)
 def test_demo_runs_every_task_under_g3_with_two_runners(tmp_path: Path) -> None:
-    # From an empty directory: no .env there can point the demo at a real Pusher app.
-    done = subprocess.run(
-        [sys.executable, "-m", "mesg_pusher", "demo", "--generation", "g3", "--runners", "2"],
-        cwd=tmp_path,
-        env=python_env(),
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_demo("--generation", "g3", "--runners", "2", cwd=tmp_path, timeout=150)
+    assert done.code == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "local v0.21-v0.26 stand-in (g3)" in out and "2 service processes, one per runner" in out
     assert out.count("executeTask ") == out.count("  ran on ") == 8

@@ -23,20 +23,20 @@ from pathlib import Path
 import grpc
 import pytest
 
+from mesg_local_engine.app import Application
 from mesg_pusher._proto.mesg.grpc.orchestrator import runner_pb2 as orchestrator
 from mesg_pusher._proto.mesg.grpc.orchestrator import runner_pb2_grpc as orchestrator_grpc
-from mesg_pusher.base58 import b58decode
-from mesg_pusher.harness.processes import (
+from mesg_pusher.hash_text import from_b58
+from tests.support.e2e import received_numbers, settled, still_serving, trigger_inputs, trigger_many
+from tests.support.processes import (
     EngineProcess,
     ServiceProcess,
     start_services,
     terminate_all,
 )
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
-from tests.support.e2e import received_numbers, settled, still_serving, trigger_inputs, trigger_many
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.pusher_ws import PusherWS
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 
 RUNNERS = 2
 
@@ -191,7 +191,7 @@ async def test_g3_token_invalidated_by_another_register_is_logged_and_registered
         async with grpc.aio.insecure_channel(engine.endpoint) as channel:
             response = await orchestrator_grpc.RunnerStub(channel).Register(
                 orchestrator.RunnerRegisterRequest(
-                    serviceHash=b58decode(env["MESG_SERVICE_HASH"]), envHash=b58decode(env["MESG_ENV_HASH"])
+                    serviceHash=from_b58(env["MESG_SERVICE_HASH"]), envHash=from_b58(env["MESG_ENV_HASH"])
                 ),
                 metadata=(("mesg_request_signature", env["MESG_REGISTER_SIGNATURE"]),),
             )

@@ -12,9 +12,9 @@ import contextlib
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
+from tests.support.soketi import Soketi
 from tests.support.stack import running_stack
 
 RUNNERS = 2

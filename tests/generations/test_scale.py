@@ -30,16 +30,15 @@ from typing import Any
 import grpc
 import pytest
 
+from mesg_local_engine.app import Application
 from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution
 from mesg_pusher._proto.mesg.api import execution_pb2_grpc
 from mesg_pusher._proto.mesg.types import execution_pb2 as types_execution
-from mesg_pusher.harness.bench import COALESCED
-from mesg_pusher.harness.measure import CpuMeter
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, start_services, terminate_all
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
 from tests.support.e2e import received_numbers, trigger_many
+from tests.support.measure import COALESCED, CpuMeter
+from tests.support.processes import EngineProcess, ServiceProcess, start_services, terminate_all
+from tests.support.pusher_ws import PusherWS
+from tests.support.soketi import Soketi
 
 N = int(os.environ.get("MESG_PUSHER_SCALE", "2000"))
 ROUNDS = int(os.environ.get("MESG_PUSHER_SCALE_ROUNDS", "1"))

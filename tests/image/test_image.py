@@ -1,4 +1,4 @@
-"""The container image the MESG engine builds from the Dockerfile, built and run for real (issue 12).
+"""The container image the MESG engine builds from the Dockerfile, built and run for real.
 
 ``scripts/image`` builds it with buildah on a stand-in for the Dockerfile's base; these tests then
 read its configuration, look at its files, and run it as the engine would (its USER, WORKDIR,
@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.container import IMAGE_VARIABLE, ContainerService
 from tests.support.e2e import channel, run
 from tests.support.image import BASE_IMAGE, RunConfig, added_size, mounted
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, running_stack
-from tests.support.tcp_proxy import TcpProxy
 
 IMAGE = os.environ.get(IMAGE_VARIABLE, "")
 pytestmark = pytest.mark.skipif(
     not IMAGE, reason=f"{IMAGE_VARIABLE} is not set: `bash scripts/image` builds the image (.ci/run does)"
 )
 REPO = Path(__file__).resolve().parents[2]
-#: What the project may add on top of the base image (issue 12's target).
+#: What the project may add on top of the base image (the target set for the image).
 SIZE_BUDGET = 60_000_000
 
 
@@ -64,6 +64,12 @@ def test_nothing_but_the_service_is_added() -> None:
     assert not list(venv.glob("bin/pip*")) and not list(venv.glob("lib/python3*/site-packages/pip"))
     package = next(venv.glob("lib/python3*/site-packages/mesg_pusher"))
     assert not (package / "tests").exists() and not (package.parent / "tests").exists()
+    # The service only: the local engine, the harness and the benchmarks stay in the repository.
+    for elsewhere in ("harness", "local_engine", "demo.py", "bench.py"):
+        assert not (package / elsewhere).exists(), elsewhere
+    for elsewhere in ("mesg_local_engine", "benchmarks"):
+        assert not (package.parent / elsewhere).exists(), elsewhere
+    assert not (venv / "bin" / "mesg-local-engine").exists()
     # pip compiled the bytecode at build time: the service user could not write it at run time.
     assert list(package.glob("__pycache__/*.pyc"))
     definition = root / "app/mesg.yml"

@@ -21,13 +21,13 @@ import pusher
 import pytest
 from pusher.http import Request
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherError, PusherWS, sign_private
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
 from tests.support.fixtures import SoketiFactory
+from tests.support.processes import EngineProcess, ServiceProcess
 from tests.support.pusher_api import CACHE, SUBSCRIPTION_COUNT, USER_COUNT, PusherAPIServer, signature
+from tests.support.pusher_ws import PusherError, PusherWS, sign_private
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, running_stack
 
 MASTER_KEY = base64.b64encode(os.urandom(32)).decode()

@@ -6,14 +6,15 @@ import re
 import subprocess
 import sys
 
+from tests.support.checkout import ROOT
+
 
 def test_bench_small_run_delivers_everything() -> None:
     done = subprocess.run(
         [
             sys.executable,
             "-m",
-            "mesg_pusher",
-            "bench",
+            "benchmarks.bench",
             "--executions",
             "300",
             "--latency-samples",
@@ -31,6 +32,7 @@ def test_bench_small_run_delivers_everything() -> None:
             "--sweep-executions",
             "20",
         ],
+        cwd=ROOT,  # as it is run: from the repository root
         capture_output=True,
         text=True,
         timeout=300,

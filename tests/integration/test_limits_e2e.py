@@ -18,12 +18,12 @@ from typing import Any
 import nacl.secret
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS, sign_private
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.receive.helpers import next_event
 from tests.support.e2e import channel, run
 from tests.support.pusher_api import PusherAPIServer
+from tests.support.pusher_ws import PusherWS, sign_private
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, running_stack
 
 KB = 1024

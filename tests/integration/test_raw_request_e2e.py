@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.harness.ws_client import PusherWS, sign_private
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
+from tests.support.pusher_ws import PusherWS, sign_private
 from tests.support.stack import Stack
 
 

@@ -8,12 +8,12 @@ import uuid
 
 import pytest
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import trigger_many
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.pusher_ws import PusherWS
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 
 
 async def test_engine_path_drops_mid_run_and_every_result_arrives_once(

@@ -13,8 +13,8 @@ import pusher
 import pytest
 from pusher.errors import PusherBadAuth
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherError, PusherWS, sign_private
+from tests.support.pusher_ws import PusherError, PusherWS, sign_private
+from tests.support.soketi import Soketi
 
 
 def _client(server: Soketi, secret: str | None = None) -> pusher.Pusher:

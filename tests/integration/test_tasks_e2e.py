@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
+from tests.support.pusher_ws import PusherWS
 from tests.support.stack import Stack
 
 # The core end-to-end tests: every seed task, under each engine generation.
@@ -96,7 +96,7 @@ async def test_channels_lists_occupied_channels_with_info(
 async def test_channels_user_count_for_presence(
     stack: Stack, app: Application, pusher_instance: bytes
 ) -> None:
-    from mesg_pusher.harness.ws_client import sign_private
+    from tests.support.pusher_ws import sign_private
 
     name = channel("presence-room")
     secret, key = stack.soketi.app.secret, stack.soketi.app.key
@@ -205,7 +205,7 @@ async def test_wrong_secret_fails_with_pushers_401(
 async def test_unreachable_pusher_fails_with_a_clear_message(
     app: Application, pusher_instance: bytes
 ) -> None:
-    from mesg_pusher.harness.soketi import free_port
+    from tests.support.soketi import free_port
 
     inputs = {"channel": channel(), "name": "e", "data": "x", "port": free_port(), "timeout": 500}
     result = await run(app, pusher_instance, "trigger", inputs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import select
@@ -18,27 +17,27 @@ from typing import Any
 import grpc
 import pytest
 
-from mesg_pusher._proto.mesg.api import event_pb2 as api_event
-from mesg_pusher._proto.mesg.api import (
+from mesg_local_engine import EngineState, LocalEngine, main, start_engine
+from mesg_local_engine._proto.mesg.api import event_pb2 as api_event
+from mesg_local_engine._proto.mesg.api import (
     event_pb2_grpc,
     execution_pb2_grpc,
     instance_pb2_grpc,
     service_pb2_grpc,
 )
-from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution
-from mesg_pusher._proto.mesg.api import instance_pb2 as api_instance
-from mesg_pusher._proto.mesg.api import service_pb2 as api_service
-from mesg_pusher._proto.mesg.types import execution_pb2 as types_execution
-from mesg_pusher.base58 import b58decode, b58encode
-from mesg_pusher.definition import EventDefinition, Parameter, load_definition
-from mesg_pusher.local_engine import EngineState, LocalEngine, main, start_engine
-from mesg_pusher.local_engine._struct import dict_to_struct, struct_to_dict
-from mesg_pusher.local_engine.app import Application, ExecutionResult, ResolveError
-from mesg_pusher.local_engine.loader import create_service_request
-from mesg_pusher.local_engine.state import EventFilter, ExecutionFilter, merge_env
+from mesg_local_engine._proto.mesg.api import execution_pb2 as api_execution
+from mesg_local_engine._proto.mesg.api import instance_pb2 as api_instance
+from mesg_local_engine._proto.mesg.api import service_pb2 as api_service
+from mesg_local_engine._proto.mesg.types import execution_pb2 as types_execution
+from mesg_local_engine._proto.mesg.types.service_pb2 import Service
+from mesg_local_engine.app import Application, ExecutionResult, ResolveError
+from mesg_local_engine.definition import load_service
+from mesg_local_engine.hash_text import b58, from_b58
+from mesg_local_engine.state import EventFilter, ExecutionFilter, merge_env
+from mesg_local_engine.values import dict_to_struct, struct_to_dict
 
 ROOT = Path(__file__).resolve().parents[2]
-SRC = ROOT / "src"
+MESG_YML = ROOT / "mesg.yml"
 Filter = api_execution.StreamExecutionRequest.Filter
 IN_PROGRESS, COMPLETED, FAILED = (
     types_execution.InProgress,
@@ -46,6 +45,15 @@ IN_PROGRESS, COMPLETED, FAILED = (
     types_execution.Failed,
 )
 TRIGGER = {"name": "my-event", "data": {"x": 1}, "channel": "c"}
+
+
+def with_events(events: dict[str, dict[str, str]]) -> api_service.CreateServiceRequest:
+    """This repository's mesg.yml with other events: key -> {data key: type}."""
+    request = load_service(MESG_YML)
+    del request.events[:]
+    for key, data in events.items():
+        request.events.add(key=key, data=[Service.Parameter(key=k, type=t) for k, t in data.items()])
+    return request
 
 
 @pytest.fixture
@@ -260,7 +268,7 @@ async def test_update_errors(executions: Any, engine: LocalEngine) -> None:
     nowhere = b"\7" * 32
     unknown = await rpc_error(update(executions, nowhere, {"message": "sent"}))
     assert unknown.code() == grpc.StatusCode.NOT_FOUND
-    assert unknown.details() == f'execution "{b58encode(nowhere)}" not found'
+    assert unknown.details() == f'execution "{b58(nowhere)}" not found'
     execution_hash = await create(executions, engine)
     empty = await rpc_error(executions.Update(api_execution.UpdateExecutionRequest(hash=execution_hash)))
     assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -336,8 +344,7 @@ async def test_a_subscriber_that_falls_behind_is_disconnected() -> None:
 def test_overflow_only_drops_the_full_subscriber() -> None:
     async def scenario() -> None:
         state = EngineState(queue_size=2)
-        definition = load_definition(ROOT / "mesg.yml")
-        service_hash = state.create_service(create_service_request(definition))
+        service_hash = state.create_service(load_service(MESG_YML))
         instance_hash = state.create_instance(service_hash, ())
         busy = state.subscribe_executions(ExecutionFilter())
         picky = state.subscribe_executions(ExecutionFilter(task_key="channel"))
@@ -356,11 +363,7 @@ def test_overflow_only_drops_the_full_subscriber() -> None:
 
 
 async def test_events() -> None:
-    definition = dataclasses.replace(
-        load_definition(ROOT / "mesg.yml"),
-        events={"started": EventDefinition("started", data=(Parameter("at", type="Number"),))},
-    )
-    engine = await start_engine(definition=definition)
+    engine = await start_engine(definition=with_events({"started": {"at": "Number"}}))
     try:
         async with grpc.aio.insecure_channel(engine.endpoint) as channel:
             stub = event_pb2_grpc.EventStub(channel)
@@ -406,14 +409,14 @@ async def test_services(channel: grpc.aio.Channel, engine: LocalEngine) -> None:
     listed = (await stub.List(api_service.ListServiceRequest())).services
     assert [(s.sid, s.name, s.hash) for s in listed] == [("com.mesg.pusher", "pusher", engine.service_hash)]
     service = await stub.Get(api_service.GetServiceRequest(hash=engine.service_hash))
-    assert [task.key for task in service.tasks] == list(engine.definition.tasks)
+    assert service == engine.service
     assert [task.key for task in service.tasks][:4] == ["trigger", "triggerBatch", "channels", "channel"]
-    assert [event.key for event in service.events] == list(engine.definition.events)
+    assert [event.key for event in service.events] == [e.key for e in load_service(MESG_YML).events]
     batch = next(param for param in service.tasks[1].inputs if param.key == "batch")
     assert (batch.type, batch.repeated, batch.object[0].key) == ("Object", True, "channel")
     assert service.configuration.env[0] == "PUSHER_APP_ID="
 
-    request = create_service_request(engine.definition)
+    request = load_service(MESG_YML)
     assert (await stub.Hash(request)).hash == engine.service_hash
     assert (await stub.Exists(api_service.ExistsServiceRequest(hash=engine.service_hash))).exists
     assert not (await stub.Exists(api_service.ExistsServiceRequest(hash=b"\3" * 32))).exists
@@ -477,7 +480,7 @@ async def test_same_definition_and_env_give_the_same_hashes() -> None:
     try:
         assert first.service_hash == second.service_hash == third.service_hash
         assert first.token == second.token != third.token
-        assert b58decode(first.token) == first.instance_hash
+        assert from_b58(first.token) == first.instance_hash
         assert first.env[0] == "PUSHER_APP_ID=1"
     finally:
         for engine in (first, second, third):
@@ -611,11 +614,7 @@ async def test_waiters_fail_when_the_engine_goes_away() -> None:
 
 
 async def test_listen_events() -> None:
-    definition = dataclasses.replace(
-        load_definition(ROOT / "mesg.yml"),
-        events={"ping": EventDefinition("ping"), "pong": EventDefinition("pong")},
-    )
-    engine = await start_engine(definition=definition)
+    engine = await start_engine(definition=with_events({"ping": {}, "pong": {}}))
     try:
         async with grpc.aio.insecure_channel(engine.endpoint) as channel:
             app = Application(channel)
@@ -640,11 +639,11 @@ async def test_listen_events() -> None:
 
 def start_process(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "mesg_pusher.local_engine", "--port", "0", *args],
+        [sys.executable, "-m", "mesg_local_engine", "--port", "0", "--mesg-yml", str(MESG_YML), *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(SRC), **(env or {})},
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -664,13 +663,13 @@ def test_entry_point_prints_ready_and_stops_on_sigterm() -> None:
         assert set(fields) == {"endpoint", "token", "service", "generation", "env", "runners"}
         assert (fields["generation"], fields["env"], fields["runners"]) == ("g1", "", "")
         assert fields["endpoint"].startswith("127.0.0.1:")
-        assert len(b58decode(fields["token"])) == len(b58decode(fields["service"])) == 32
+        assert len(from_b58(fields["token"])) == len(from_b58(fields["service"])) == 32
 
         async def resolve() -> bytes:
             async with grpc.aio.insecure_channel(fields["endpoint"]) as channel:
                 return await Application(channel).resolve("com.mesg.pusher")
 
-        assert asyncio.run(resolve()) == b58decode(fields["token"])
+        assert asyncio.run(resolve()) == from_b58(fields["token"])
         process.send_signal(signal.SIGTERM)
         assert process.wait(10) == 0
     finally:

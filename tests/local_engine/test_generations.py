@@ -20,20 +20,20 @@ from typing import Any
 import grpc
 import pytest
 
-from mesg_pusher._proto.mesg.api import event_pb2 as api_event
-from mesg_pusher._proto.mesg.api import event_pb2_grpc, execution_pb2_grpc
-from mesg_pusher._proto.mesg.api import execution_pb2 as api_execution
-from mesg_pusher._proto.mesg.grpc.orchestrator import runner_pb2 as orchestrator
-from mesg_pusher._proto.mesg.grpc.orchestrator import runner_pb2_grpc as orchestrator_grpc
-from mesg_pusher._proto.mesg.grpc.runner import runner_pb2 as runner_api
-from mesg_pusher._proto.mesg.grpc.runner import runner_pb2_grpc as runner_grpc
-from mesg_pusher._proto.mesg.types import execution_pb2 as types_execution
-from mesg_pusher.base58 import b58decode, b58encode
-from mesg_pusher.local_engine import LocalEngine, start_engine
-from mesg_pusher.local_engine._struct import dict_to_struct
-from mesg_pusher.local_engine.app import Application
-from mesg_pusher.local_engine.deployment import Deployment
-from mesg_pusher.local_engine.signature import SigningKey, register_payload
+from mesg_local_engine import LocalEngine, start_engine
+from mesg_local_engine._proto.mesg.api import event_pb2 as api_event
+from mesg_local_engine._proto.mesg.api import event_pb2_grpc, execution_pb2_grpc
+from mesg_local_engine._proto.mesg.api import execution_pb2 as api_execution
+from mesg_local_engine._proto.mesg.grpc.orchestrator import runner_pb2 as orchestrator
+from mesg_local_engine._proto.mesg.grpc.orchestrator import runner_pb2_grpc as orchestrator_grpc
+from mesg_local_engine._proto.mesg.grpc.runner import runner_pb2 as runner_api
+from mesg_local_engine._proto.mesg.grpc.runner import runner_pb2_grpc as runner_grpc
+from mesg_local_engine._proto.mesg.types import execution_pb2 as types_execution
+from mesg_local_engine.app import Application
+from mesg_local_engine.deployment import Deployment
+from mesg_local_engine.hash_text import b58, from_b58
+from mesg_local_engine.signature import SigningKey, register_payload
+from mesg_local_engine.values import dict_to_struct
 from tests.local_engine.test_engine import start_process
 
 Filter = api_execution.StreamExecutionRequest.Filter
@@ -82,8 +82,8 @@ async def take(call: grpc.aio.UnaryStreamCall[Any, Any], count: int) -> list[typ
 async def register(channel: grpc.aio.Channel, engine: LocalEngine, runner: int = 0, **override: Any) -> str:
     env = engine.deployment.mesg_env(runner)
     request = orchestrator.RunnerRegisterRequest(
-        serviceHash=override.get("service_hash", b58decode(env["MESG_SERVICE_HASH"])),
-        envHash=b58decode(env["MESG_ENV_HASH"]),
+        serviceHash=override.get("service_hash", from_b58(env["MESG_SERVICE_HASH"])),
+        envHash=from_b58(env["MESG_ENV_HASH"]),
     )
     signature = override.get("signature", env["MESG_REGISTER_SIGNATURE"])
     metadata = () if signature is None else (("mesg_request_signature", signature),)
@@ -161,7 +161,7 @@ async def test_each_runner_has_its_own_hash_and_the_env_of_its_generation(genera
         assert "MESG_TOKEN" not in first
         if generation == "g3":
             assert first["MESG_REGISTER_SIGNATURE"] != second["MESG_REGISTER_SIGNATURE"]
-            assert first["MESG_SERVICE_HASH"] == b58encode(engine.service_hash)
+            assert first["MESG_SERVICE_HASH"] == b58(engine.service_hash)
             assert len(base64.b64decode(first["MESG_REGISTER_SIGNATURE"])) == 64
         else:
             assert "MESG_REGISTER_SIGNATURE" not in first
@@ -197,7 +197,7 @@ async def test_g1_has_no_runners_and_a_restarted_g3_accepts_the_same_signatures(
 async def test_g3_register_checks_the_signature_with_the_engines_texts(
     g3: LocalEngine, channel: grpc.aio.Channel
 ) -> None:
-    assert len(b58decode(await register(channel, g3))) == 32
+    assert len(from_b58(await register(channel, g3))) == 32
     code, text = await refusal(register(channel, g3, signature=None))
     assert code == grpc.StatusCode.UNKNOWN
     assert (
@@ -279,7 +279,7 @@ async def test_g3_runner_api_streams_own_executions_and_refuses_anothers_result(
             metadata=token(tokens[1]),
         )
     )
-    first, second = (b58encode(r.hash) for r in g3.deployment.runners)
+    first, second = (b58(r.hash) for r in g3.deployment.runners)
     assert (code, text) == (
         grpc.StatusCode.UNKNOWN,
         f'this runner ("{second}") is not authorized to submit the result of this execution, '
@@ -358,7 +358,7 @@ def test_entry_point_runs_one_service_process_per_runner_with_its_variables(tmp_
             time.sleep(0.05)
         seen = sorted(
             (json.loads(path.read_text()) for path in tmp_path.glob("*.json")),
-            key=lambda env: [b58encode(r.hash) for r in deployment.runners].index(env["MESG_RUNNER_HASH"]),
+            key=lambda env: [b58(r.hash) for r in deployment.runners].index(env["MESG_RUNNER_HASH"]),
         )
         assert seen == [deployment.mesg_env(runner) for runner in range(3)]
         process.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from grpc_tools import protoc
 
-from mesg_pusher.harness.ws_client import PusherWS
+from tests.support.pusher_ws import PusherWS
 from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]

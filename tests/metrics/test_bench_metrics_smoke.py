@@ -1,4 +1,4 @@
-"""``mesg-pusher bench-metrics`` at a small size: it runs to the end and prints both figures."""
+"""``python -m benchmarks.bench_metrics`` at a small size: it runs to the end and prints both figures."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ import re
 import subprocess
 import sys
 
+from tests.support.checkout import ROOT
+
 
 def test_bench_metrics_small_run() -> None:
     done = subprocess.run(
         [
             sys.executable,
             "-m",
-            "mesg_pusher",
-            "bench-metrics",
+            "benchmarks.bench_metrics",
             "--executions",
             "100",
             "--rounds",
@@ -21,6 +22,7 @@ def test_bench_metrics_small_run() -> None:
             "--warm-up",
             "20",
         ],
+        cwd=ROOT,  # as it is run: from the repository root
         capture_output=True,
         text=True,
         timeout=300,

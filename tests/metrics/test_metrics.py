@@ -18,13 +18,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
-from mesg_pusher.harness.soketi import Soketi, free_port
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
+from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.pusher_ws import PusherWS
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi, free_port
 from tests.support.stack import Stack, running_stack
-from tests.support.tcp_proxy import TcpProxy
 
 METRICS_PORT = free_port()
 WEBHOOK_PORT = free_port()

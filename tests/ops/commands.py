@@ -1,4 +1,5 @@
-"""Running ``mesg-pusher`` subcommands as an operator does: a real process, its own directory."""
+"""Running ``mesg-pusher`` subcommands as an operator does (a real process, its own directory),
+and the demo as a developer does."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesg_pusher.harness.processes import python_env
+from tests.support.checkout import ROOT
+from tests.support.processes import python_env
 
 
 @dataclass(frozen=True)
@@ -35,5 +37,23 @@ def mesg_pusher(
         text=True,
         timeout=timeout,
         check=False,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def demo_argv(*args: str) -> list[str]:
+    """The demo, as ``bash scripts/demo`` runs it (the repository root on the path, wherever it runs)."""
+    return [sys.executable, "-m", "tools.demo", *args]
+
+
+def demo_env() -> dict[str, str]:
+    """A clean environment for the demo (no PUSHER_* or MESG_* of the caller's), the root on the path."""
+    return python_env({"PYTHONPATH": str(ROOT)})
+
+
+def run_demo(*args: str, cwd: Path, timeout: float = 120) -> Ran:
+    """The demo in ``cwd`` (an empty folder: no ``.env`` there can point it at a real Pusher app)."""
+    done = subprocess.run(
+        demo_argv(*args), env=demo_env(), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
     )
     return Ran(done.returncode, done.stdout, done.stderr)

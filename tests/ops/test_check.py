@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.base58 import b58encode
-from mesg_pusher.harness.processes import EngineProcess
-from mesg_pusher.harness.soketi import Soketi, free_port
+from mesg_pusher.hash_text import b58
 from tests.ops.commands import mesg_pusher
+from tests.support.processes import EngineProcess
+from tests.support.soketi import Soketi, free_port
 
 WRONG_SECRET = "Wr0ng-Secret-For-Check"
 
@@ -65,7 +65,7 @@ def test_missing_variable_is_named(soketi: Soketi, tmp_path: Path) -> None:
 
 def test_unreachable_engine_is_named(soketi: Soketi, tmp_path: Path) -> None:
     endpoint = f"127.0.0.1:{free_port()}"
-    env = {**soketi.pusher_env(), "MESG_ENDPOINT": endpoint, "MESG_TOKEN": b58encode(bytes(32))}
+    env = {**soketi.pusher_env(), "MESG_ENDPOINT": endpoint, "MESG_TOKEN": b58(bytes(32))}
     ran = mesg_pusher("check", env=env, cwd=tmp_path)
     assert ran.code == 1, ran.output
     [line] = failures(ran.stdout)

@@ -6,10 +6,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
 from tests.ops.commands import mesg_pusher
 from tests.support.e2e import channel
+from tests.support.pusher_ws import PusherWS
+from tests.support.soketi import Soketi
 
 
 async def test_trigger_reaches_a_subscriber_and_prints_outputs(soketi: Soketi, tmp_path: Path) -> None:

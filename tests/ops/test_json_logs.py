@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.base58 import b58encode
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
+from mesg_pusher.hash_text import b58
 from mesg_pusher.logs import configure_logging
 from tests.ops.commands import mesg_pusher
 from tests.support.e2e import channel, run
+from tests.support.soketi import Soketi
 from tests.support.stack import running_stack
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -39,11 +39,11 @@ async def test_service_log_is_one_json_object_per_line(soketi: Soketi) -> None:
     assert any(m.startswith("stopped: 1 completed, 1 failed") for m in messages), messages
 
     def concerning(execution_hash: bytes) -> list[dict[str, str]]:
-        return [line for line in lines if line.get("execution") == b58encode(execution_hash)]
+        return [line for line in lines if line.get("execution") == b58(execution_hash)]
 
     [failed] = concerning(bad.hash)
     assert failed["task"] == "trigger" and failed["level"] == "INFO", failed
-    assert failed["message"].startswith(f"execution {b58encode(bad.hash)} (trigger) failed: ")
+    assert failed["message"].startswith(f"execution {b58(bad.hash)} (trigger) failed: ")
     assert any("completed in" in line["message"] for line in concerning(good.hash)), concerning(good.hash)
     # Lines about no one execution carry neither field.
     started = next(line for line in lines if line["message"].startswith("mesg-pusher starting"))

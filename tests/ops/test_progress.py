@@ -1,17 +1,15 @@
-"""Progress in ``mesg-pusher demo``: a counter on a terminal (a real pty), nothing in a pipe."""
+"""Progress in the demo: a counter on a terminal (a real pty), nothing in a pipe."""
 
 from __future__ import annotations
 
 import io
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from mesg_pusher.harness.processes import python_env
-from mesg_pusher.harness.progress import ERASE, Progress
-from tests.ops.commands import mesg_pusher
+from tests.ops.commands import demo_argv, demo_env, run_demo
+from tests.support.progress import ERASE, Progress
 
 
 def _read_all(master: int) -> bytes:
@@ -49,8 +47,8 @@ def test_counter_only_on_a_terminal() -> None:
 def test_demo_counts_tasks_on_a_terminal_and_is_quiet_in_a_pipe(tmp_path: Path) -> None:
     master, replica = os.openpty()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "mesg_pusher", "demo"],
-        env=python_env(),
+        demo_argv(),
+        env=demo_env(),
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=replica,
@@ -72,7 +70,7 @@ def test_demo_counts_tasks_on_a_terminal_and_is_quiet_in_a_pipe(tmp_path: Path) 
     text = shown.decode(errors="replace")
     assert f"{ERASE}task 1 of 8: waiting for trigger…" in text and "task 8 of 8" in text, text[-3000:]
 
-    piped = mesg_pusher("demo", cwd=tmp_path, timeout=120)
+    piped = run_demo(cwd=tmp_path, timeout=120)
     assert piped.code == 0, piped.output[-3000:]
     assert piped.stdout.count("executeTask ") == 8
     assert "\r" not in piped.output and "\x1b" not in piped.output

@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
+from mesg_local_engine.app import EventListener
 from mesg_pusher.definition import check_event_data
-from mesg_pusher.local_engine.app import EventListener
 from tests.support.e2e import DEFINITION, channel, run
 
 __all__ = ["DEFINITION", "channel", "next_event", "next_keyed", "no_event", "post_webhook", "run", "signed"]

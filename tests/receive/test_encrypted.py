@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.receive.helpers import channel, next_event, run
+from tests.support.soketi import Soketi
 from tests.support.stack import running_stack
 
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()

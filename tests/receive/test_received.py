@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from mesg_local_engine.app import Application
 from mesg_pusher.definition import check_task_outputs
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS, sign_private
-from mesg_pusher.local_engine.app import Application
 from tests.receive.helpers import DEFINITION, channel, next_event, no_event, run
+from tests.support.pusher_ws import PusherWS, sign_private
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, running_stack
 
 PUBLIC, PRIVATE, PRESENCE = channel(), channel("private-recv"), channel("presence-recv")

@@ -6,10 +6,10 @@ import asyncio
 
 import pusher
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.receive.helpers import channel, next_event, run
 from tests.support.fixtures import SoketiFactory
+from tests.support.soketi import Soketi
 from tests.support.stack import running_stack
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.receive.helpers import channel, next_event, run
 from tests.support.fixtures import SoketiFactory
+from tests.support.pusher_ws import PusherWS
+from tests.support.soketi import Soketi
 from tests.support.stack import running_stack
 
 TIMEOUT_MS = "1500"

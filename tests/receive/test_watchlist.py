@@ -13,13 +13,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, start_services, terminate_all
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.harness.ws_client import PusherWS, sign_user
-from mesg_pusher.local_engine.app import Application, EventListener
+from mesg_local_engine.app import Application, EventListener
 from tests.receive.helpers import next_keyed
 from tests.support.container import service_factory
+from tests.support.processes import EngineProcess, ServiceProcess, start_services, terminate_all
 from tests.support.pusher_standin import PusherStandIn
+from tests.support.pusher_ws import PusherWS, sign_user
+from tests.support.soketi import Soketi
 from tests.support.stack import engine_generation
 
 WATCHER = "mesg-watcher"

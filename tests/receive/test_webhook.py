@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi, SoketiApp, free_port
-from mesg_pusher.harness.ws_client import PusherWS, sign_private
-from mesg_pusher.local_engine.app import Application
+from mesg_local_engine.app import Application
 from tests.receive.helpers import channel, next_event, post_webhook, signed
 from tests.support.fixtures import SoketiFactory
+from tests.support.pusher_ws import PusherWS, sign_private
+from tests.support.soketi import Soketi, SoketiApp, free_port
 from tests.support.stack import Stack, running_stack
 
 TYPES = ["channel_occupied", "channel_vacated", "member_added", "member_removed"]

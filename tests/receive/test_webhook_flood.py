@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi, free_port
 from mesg_pusher.receive.gate import BACKLOG, MAX_CONNECTIONS, REQUEST_TIMEOUT
 from tests.receive.flood import flood
 from tests.receive.helpers import post_webhook, signed
+from tests.support.soketi import Soketi, free_port
 from tests.support.stack import Stack, running_stack
 
 PORT = free_port()

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess
 from tests.support.image import MountedImage, mounted
+from tests.support.processes import EngineProcess, ServiceProcess
 
 IMAGE_VARIABLE = "MESG_PUSHER_TEST_IMAGE"
 

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from mesg_local_engine.app import Application, ExecutionResult
 from mesg_pusher.definition import check_task_outputs, load_definition
-from mesg_pusher.harness.ws_client import PusherWS
-from mesg_pusher.local_engine.app import Application, ExecutionResult
+from tests.support.pusher_ws import PusherWS
 
 DEFINITION = load_definition()
 

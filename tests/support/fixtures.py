@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.app import Application
-from mesg_pusher.local_engine.deployment import GENERATIONS
+from mesg_local_engine.app import Application
+from mesg_local_engine.deployment import GENERATIONS
+from tests.support.installed import Installation, installation
+from tests.support.relay import TcpProxy
+from tests.support.soketi import Soketi
 from tests.support.stack import Stack, engine_generation, running_stack
-from tests.support.tcp_proxy import TcpProxy
 
 SoketiFactory = Callable[..., Soketi]
 
@@ -51,6 +52,14 @@ def soketi_factory() -> Iterator[SoketiFactory]:
     yield make
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def installed() -> Iterator[Installation]:
+    """The service's wheel, built from this checkout and installed alone in a fresh venv (once a
+    session: about 30-60 s); the conformance and the packaging checks run it."""
+    with installation() as found:
+        yield found
 
 
 @pytest.fixture

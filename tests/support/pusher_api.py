@@ -13,6 +13,7 @@ Use: ``async with PusherAPIServer(app_id, key, secret) as api:`` then point exec
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -114,7 +115,7 @@ class PusherAPIServer:
         site = web.TCPSite(self._runner, self.host, 0)  # the OS picks a free port
         await site.start()
         server = site._server  # the only way to learn the bound port
-        assert server is not None
+        assert isinstance(server, asyncio.Server)
         self._port = server.sockets[0].getsockname()[1]
         return self
 

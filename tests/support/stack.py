@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mesg_pusher.harness.processes import EngineProcess, ServiceProcess, start_services, terminate_all
-from mesg_pusher.harness.soketi import Soketi
-from mesg_pusher.local_engine.deployment import GENERATIONS
+from mesg_local_engine.deployment import GENERATIONS
 from tests.support.container import service_factory  # the image, when MESG_PUSHER_TEST_IMAGE is set
+from tests.support.processes import EngineProcess, ServiceProcess, start_services, terminate_all
+from tests.support.soketi import Soketi
 
 DEFAULT_RUNNERS = 2
 

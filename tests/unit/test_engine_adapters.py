@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
+from mesg_local_engine import LocalEngine, start_engine
+from mesg_local_engine.app import Application
+from mesg_local_engine.signature import SigningKey, register_payload
 from mesg_pusher.engine import EngineClient, EngineIdentity, Execution, connect
 from mesg_pusher.engine.g3 import G3Client
 from mesg_pusher.errors import EngineError, EngineRejected
-from mesg_pusher.local_engine import LocalEngine, start_engine
-from mesg_pusher.local_engine.app import Application
-from mesg_pusher.local_engine.signature import SigningKey, register_payload
 from mesg_pusher.outbox import Outbox, Result
 
 TRIGGER = {"name": "my-event", "data": {"x": 1}, "channel": "c"}

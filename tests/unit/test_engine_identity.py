@@ -9,24 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.base58 import b58encode
 from mesg_pusher.cli import run_service
 from mesg_pusher.config import ServiceSettings
 from mesg_pusher.engine import EngineIdentity, connect
 from mesg_pusher.errors import ConfigError
+from mesg_pusher.hash_text import b58
 
 INSTANCE, RUNNER, SERVICE, ENV = (bytes([n]) * 32 for n in (1, 2, 3, 4))
 SIGNATURE = "c2lnbmVkIGJ5IHRoZSBlbmdpbmUncyBrZXkgLSBub3QgdG8gYmUgbG9nZ2Vk"
-G1 = {"MESG_ENDPOINT": "engine:50052", "MESG_TOKEN": b58encode(INSTANCE)}
+G1 = {"MESG_ENDPOINT": "engine:50052", "MESG_TOKEN": b58(INSTANCE)}
 G2 = {
     "MESG_ENDPOINT": "engine:50052",
-    "MESG_INSTANCE_HASH": b58encode(INSTANCE),
-    "MESG_RUNNER_HASH": b58encode(RUNNER),
+    "MESG_INSTANCE_HASH": b58(INSTANCE),
+    "MESG_RUNNER_HASH": b58(RUNNER),
 }
 G3 = {
     **G2,
-    "MESG_SERVICE_HASH": b58encode(SERVICE),
-    "MESG_ENV_HASH": b58encode(ENV),
+    "MESG_SERVICE_HASH": b58(SERVICE),
+    "MESG_ENV_HASH": b58(ENV),
     "MESG_REGISTER_SIGNATURE": SIGNATURE,
 }
 
@@ -111,7 +111,7 @@ def test_an_incomplete_g3_set_is_not_taken_for_g2() -> None:
 
 
 def test_token_and_instance_hash_naming_different_instances_is_contradictory() -> None:
-    environ = {**G2, "MESG_TOKEN": b58encode(bytes([9]) * 32)}
+    environ = {**G2, "MESG_TOKEN": b58(bytes([9]) * 32)}
     with pytest.raises(ConfigError, match="MESG_TOKEN and MESG_INSTANCE_HASH name different instances"):
         EngineIdentity.from_env(environ)
     assert EngineIdentity.from_env({**G2, "MESG_TOKEN": G2["MESG_INSTANCE_HASH"]}).generation == "g2"
@@ -123,19 +123,19 @@ def test_token_and_instance_hash_naming_different_instances_is_contradictory() -
         (
             "MESG_RUNNER_HASH",
             "0OIl",
-            "MESG_RUNNER_HASH is not a base58 runner hash: invalid base58 character '0'",
+            "MESG_RUNNER_HASH is not a base58 runner hash: Invalid character '0'",
         ),
         (
             "MESG_INSTANCE_HASH",
-            b58encode(b"\x07" * 31),
+            b58(b"\x07" * 31),
             "MESG_INSTANCE_HASH must decode to a 32-byte instance hash",
         ),
         (
             "MESG_SERVICE_HASH",
-            b58encode(b"\x07" * 33),
+            b58(b"\x07" * 33),
             "MESG_SERVICE_HASH must decode to a 32-byte service hash",
         ),
-        ("MESG_ENV_HASH", "abc!", "MESG_ENV_HASH is not a base58 env hash: invalid base58 character '!'"),
+        ("MESG_ENV_HASH", "abc!", "MESG_ENV_HASH is not a base58 env hash: Invalid character '!'"),
     ],
 )
 def test_malformed_hashes_name_their_variable(variable: str, value: str, message: str) -> None:
@@ -148,7 +148,7 @@ async def test_the_signature_never_shows() -> None:
     identity = EngineIdentity.from_env(G3)
     assert SIGNATURE not in repr(identity)
     assert "signature='***'" in repr(identity)
-    assert b58encode(RUNNER) in repr(identity)
+    assert b58(RUNNER) in repr(identity)
     settings = ServiceSettings.from_environment(G3)
     assert SIGNATURE not in repr(settings)
     assert settings.secrets == (SIGNATURE,)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mesg_pusher.base58 import b58encode
 from mesg_pusher.cli import run_service
 from mesg_pusher.errors import ConfigError
+from mesg_pusher.hash_text import b58
 from mesg_pusher.receive.identity import ListenerIdentity
 from mesg_pusher.receive.settings import ReceiveSettings
 from mesg_pusher.receive.webhook_body import WebhookToken
@@ -109,7 +109,7 @@ def service_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
         if name.startswith(("MESG_", "PUSHER_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MESG_ENDPOINT", "127.0.0.1:1")
-    monkeypatch.setenv("MESG_TOKEN", b58encode(bytes(32)))
+    monkeypatch.setenv("MESG_TOKEN", b58(bytes(32)))
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield monkeypatch

@@ -1,1 +1,1 @@
-"""Generated protobuf and gRPC stubs; only mesg_pusher.engine and the local engine import them."""
+"""Generated protobuf and gRPC stubs; only mesg_pusher.engine and the codec import them."""

@@ -19,9 +19,9 @@ import grpc
 import grpc.aio
 
 from mesg_pusher._proto.mesg.protobuf.struct_pb2 import Struct
-from mesg_pusher.base58 import b58encode
 from mesg_pusher.codec import fill_struct, struct_to_dict
 from mesg_pusher.errors import EngineError, EngineRejected
+from mesg_pusher.hash_text import b58
 from mesg_pusher.identity import EngineIdentity, Generation
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Execution:
     @property
     def id(self) -> str:
         """The base58 hash, as the engine and mesg-cli print it."""
-        return b58encode(self.hash)
+        return b58(self.hash)
 
 
 class ResultRequest(Protocol):
@@ -193,7 +193,7 @@ class EngineClient(abc.ABC):
         try:
             await self._send_result(execution_hash, outputs, error)
         except grpc.aio.AioRpcError as exc:
-            what = f"result of execution {b58encode(execution_hash)}"
+            what = f"result of execution {b58(execution_hash)}"
             raise self._error(exc.code(), exc.details(), what) from None
 
     async def emit(self, key: str, data: Mapping[str, Any]) -> None:

@@ -1,1 +1,0 @@
-"""Local stand-ins and drivers shared by the tests, the demo and the benchmark."""
