@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mesg_pusher import env
 from mesg_pusher.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -43,13 +44,8 @@ BATCH_BUCKETS = tuple(float(n) for n in range(1, 11))  # Pusher takes up to 10 e
 
 def port_from_environment(environment: Mapping[str, str]) -> int | None:
     """``MESG_PUSHER_METRICS_PORT``: the health and metrics port, or None (off)."""
-    from mesg_pusher.receive.settings import _clean, _port  # the one port check; not at import: a cycle
-
-    text = _clean(environment, PORT_VARIABLE)
-    if text is None:
-        return None
-    port = _port(text, PORT_VARIABLE)
-    if _clean(environment, "PUSHER_WEBHOOK_PORT") == str(port):
+    port = env.port(environment, PORT_VARIABLE)
+    if port is not None and env.text(environment, "PUSHER_WEBHOOK_PORT") == str(port):
         raise ConfigError(
             f"variables {PORT_VARIABLE} and PUSHER_WEBHOOK_PORT are both {port}: give each its own port"
         )
