@@ -16,16 +16,13 @@ from mesg_pusher import env
 from mesg_pusher.config import PusherOptions, limits_from_environment
 from mesg_pusher.errors import ConfigError
 from mesg_pusher.limits import DEFAULT_LIMITS, Limits
+from mesg_pusher.names import MAX_PRESENCE_USER_ID, MAX_USER_INFO_BYTES, channel_fault
 from mesg_pusher.receive.identity import DEFAULT_USER_ID, ListenerIdentity, compact
 from mesg_pusher.receive.webhook_body import WebhookToken
-from mesg_pusher.tasks.validation import channel_name
 
 _API_HOST = re.compile(r"^api-([A-Za-z0-9\-]+)\.pusher\.com$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Pusher's presence limits: "maximum 128 characters for user id", "1KB limit for user object".
-MAX_USER_ID = 128
-MAX_USER_INFO_BYTES = 1024
 
 
 def parse_channels(
@@ -33,14 +30,13 @@ def parse_channels(
 ) -> tuple[str, ...]:
     """Comma-separated channel names, each checked (within ``limits``: the ``PUSHER_MAX_*``
     variables'), duplicates removed (order kept)."""
-    names: dict[str, None] = {}
+    channels: dict[str, None] = {}
     for part in text.split(","):
-        if part.strip():
-            try:
-                names[channel_name(part.strip(), variable, limits=limits)] = None
-            except Exception as exc:
-                raise ConfigError(str(exc).replace("input ", "variable ", 1)) from None
-    return tuple(names)
+        if name := part.strip():
+            if (fault := channel_fault(name, limits)) is not None:
+                raise ConfigError(f"variable {variable} {fault}")
+            channels[name] = None
+    return tuple(channels)
 
 
 def parse_webhook_secrets(text: str, variable: str = "PUSHER_WEBHOOK_SECRETS") -> tuple[WebhookToken, ...]:
@@ -69,9 +65,9 @@ def parse_user_id(text: str, variable: str) -> str:
     value = text.strip()
     if not value:
         raise ConfigError(f"variable {variable} holds an empty user id")
-    if len(value) > MAX_USER_ID:
+    if len(value) > MAX_PRESENCE_USER_ID:
         raise ConfigError(
-            f"variable {variable} has a user id of {len(value)} characters; Pusher allows {MAX_USER_ID}"
+            f"variable {variable} has a user id of {len(value)} characters; Pusher allows {MAX_PRESENCE_USER_ID}"
         )
     if _CONTROL.search(value):
         raise ConfigError(f"variable {variable} has a user id with a control character")
