@@ -97,10 +97,10 @@ async def _rounds(args: argparse.Namespace) -> dict[str, list[float]]:
 
 def hook_cost_us(enabled: bool) -> float:
     """Microseconds of the hooks one coalesced trigger calls (received, finished, response, batch)."""
-    from mesg_pusher import metrics
+    from mesg_pusher import collectors, metrics
     from mesg_pusher.tasks import TASKS
 
-    hooks = metrics.Recorder(TASKS) if enabled else metrics.Hooks()
+    hooks = collectors.Recorder(TASKS) if enabled else metrics.Hooks()
     key = b"\x01" * 32
 
     def one() -> None:

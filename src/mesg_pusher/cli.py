@@ -1,4 +1,10 @@
-"""Entry point: ``mesg-pusher`` runs the service; ``exec`` and ``check`` are the operator's commands."""
+"""Entry point: ``mesg-pusher`` runs the service; ``exec`` and ``check`` are the operator's commands.
+
+The one module that wires the service together: it reads the settings, builds the engine
+client, the Pusher clients, the receiving side, the coalescer and the worker, hands each what
+it needs, and registers the collectors that read them when metrics are on. Every other
+module knows only the layers below its own (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +15,16 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 
+from mesg_pusher import collectors, metrics
 from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherSettings, ServiceSettings, merged_environment
 from mesg_pusher.definition import load_definition, locate_definition
 from mesg_pusher.engine import connect
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.logs import configure_logging, log_format
-from mesg_pusher.metrics import port_from_environment
-from mesg_pusher.monitor import Monitor
+from mesg_pusher.monitor import Health, Monitor, port_from_environment
 from mesg_pusher.pusher_client import ClientPool
-from mesg_pusher.receive import ReceiveSettings, Receiving
+from mesg_pusher.receive import Emitter, ReceiveSettings, Receiving
 from mesg_pusher.tasks import TASKS, Handler, TaskContext, check_registry
 from mesg_pusher.worker import Worker
 
@@ -35,6 +41,20 @@ commands:
 
 Each command takes --help.
 """
+
+
+async def start_monitor(
+    port: int | None, worker: Worker, emitter: Emitter, coalescer: Coalescer | None, stop: asyncio.Event
+) -> Monitor:
+    """Metrics recorded and served with health on ``port``; without it (or if it cannot be
+    bound), nothing recorded or served."""
+    if port is None:
+        return Monitor()
+    recorder, registry = collectors.enable(worker, emitter, coalescer)
+    monitor = await Monitor.start(port, registry, Health(recorder, worker.outbox, stop))
+    if not monitor.serving:
+        metrics.disable()
+    return monitor
 
 
 async def serve(
@@ -74,7 +94,7 @@ async def serve(
         concurrency=settings.concurrency,
         grace_period=settings.grace_period,
     )
-    monitor = await Monitor.start(metrics_port, worker, receiving.emitter, coalescer, stop)
+    monitor = await start_monitor(metrics_port, worker, receiving.emitter, coalescer, stop)
     try:
         await receiving.start()
         await worker.run(stop)
@@ -87,6 +107,7 @@ async def serve(
         await pool.close()
         await engine.close()
         await monitor.stop()
+        metrics.disable()
 
 
 def run_service() -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import math
 import os
 import re
 import ssl
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from mesg_pusher import env
 from mesg_pusher.errors import ConfigError, InputError
 from mesg_pusher.identity import EngineIdentity
 from mesg_pusher.limits import DEFAULT, DEFAULT_LIMITS, INPUT, SETTINGS, VARIABLE, Limits
@@ -49,8 +49,6 @@ LIMIT_INPUTS = tuple(setting.input for setting in SETTINGS)
 
 DEFAULT_TIMEOUT_MS = 5000
 MAX_TIMEOUT_MS = 600_000
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
 _APP_ID = re.compile(r"[0-9]{1,20}")
 # The app key goes into every request's query string as it is (the SDK does not encode it):
 # only characters that need no encoding in a URL, so it can neither split the request nor
@@ -79,36 +77,6 @@ def valid_host(value: str) -> bool:
 # A PEM file of CA certificates trusted besides the system's; a variable only (not an input),
 # as it is read from the service's own file system once per process.
 CA_BUNDLE_VARIABLE = "PUSHER_CA_BUNDLE"
-
-
-def _source(name: str, variable: str) -> str:
-    if not name:  # a process-wide setting with no execution input
-        return f"variable {variable}"
-    return f"input {name!r} or variable {variable}"
-
-
-def parse_bool(value: Any, name: str, variable: str) -> bool:
-    """true/false/1/0/yes/no in any case, or a real boolean."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(f"{_source(name, variable)} must be true or false (or 1/0, yes/no), not {value!r}")
-
-
-def parse_int(value: Any, name: str, variable: str, low: int, high: int) -> int:
-    """An integer in [low, high]; integral floats pass, as numbers arrive as doubles."""
-    number: Any = value
-    if isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            number = None
-    if isinstance(number, float) and number.is_integer():
-        number = int(number)
-    if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
-        raise ConfigError(f"{_source(name, variable)} must be an integer from {low} to {high}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -164,13 +132,6 @@ def _shown(value: str) -> str:
     return repr(value[:40] + ("…" if len(value) > 40 else ""))
 
 
-def _clean(value: Any) -> Any:
-    """Empty strings and None are unset."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return value
-
-
 def build_limits(values: Mapping[str, Any], given: Collection[str] = ()) -> Limits:
     """The limits among merged settings (keyed by connection input name), each within its
     bounds; ``given`` names those that came from the execution's inputs (the rest from the
@@ -178,12 +139,12 @@ def build_limits(values: Mapping[str, Any], given: Collection[str] = ()) -> Limi
     numbers: list[int] = []
     sources: list[str] = []
     for setting in SETTINGS:
-        raw = _clean(values.get(setting.input))
+        raw = env.clean(values.get(setting.input))
         if raw is None:
             numbers.append(setting.default)
             sources.append(DEFAULT)
             continue
-        numbers.append(parse_int(raw, setting.input, setting.variable, setting.low, setting.high))
+        numbers.append(env.parse_int(raw, setting.input, setting.variable, setting.low, setting.high))
         sources.append(INPUT if setting.input in given else VARIABLE)
     data, batch, channel = numbers
     return Limits(data, batch, channel, (sources[0], sources[1], sources[2]))
@@ -200,28 +161,28 @@ def build_options(values: Mapping[str, Any], given: Collection[str] = ()) -> Pus
     ``given``: the names that came from the execution's inputs (see ``build_limits``)."""
 
     def get(name: str) -> Any:
-        return _clean(values.get(name))
+        return env.clean(values.get(name))
 
     missing = [name for name in ("appId", "key", "secret") if not isinstance(get(name), str)]
     for name in missing:
         if get(name) is not None:
-            raise ConfigError(f"{_source(name, VARIABLES[name])} must be a string")
+            raise ConfigError(f"{env.source(name, VARIABLES[name])} must be a string")
     if missing:
         listed = ", ".join(f"{VARIABLES[n]} (input {n!r})" for n in missing)
         raise ConfigError(f"Pusher credentials missing: set {listed}")
     app_id, key, secret = (str(get(n)).strip() for n in ("appId", "key", "secret"))
     if not _APP_ID.fullmatch(app_id):
-        raise ConfigError(f"{_source('appId', 'PUSHER_APP_ID')} must be digits, not {_shown(app_id)}")
+        raise ConfigError(f"{env.source('appId', 'PUSHER_APP_ID')} must be digits, not {_shown(app_id)}")
     if not _KEY.fullmatch(key):
         raise ConfigError(
-            f"{_source('key', 'PUSHER_APP_KEY')} (the app key) must be letters, digits, '-', '_', '.' "
+            f"{env.source('key', 'PUSHER_APP_KEY')} (the app key) must be letters, digits, '-', '_', '.' "
             f"or '~', not {_shown(key)}"
         )
 
     host, cluster = get("host"), get("cluster")
     for name, value in (("host", host), ("cluster", cluster)):
         if value is not None and (not isinstance(value, str) or not valid_host(value.strip())):
-            raise ConfigError(f"{_source(name, VARIABLES[name])} is not a valid host name")
+            raise ConfigError(f"{env.source(name, VARIABLES[name])} is not a valid host name")
     if host is not None:
         host = host.strip()
     elif cluster is not None:
@@ -232,29 +193,29 @@ def build_options(values: Mapping[str, Any], given: Collection[str] = ()) -> Pus
             "or PUSHER_HOST (input 'host')"
         )
 
-    use_tls = True if get("useTLS") is None else parse_bool(get("useTLS"), "useTLS", VARIABLES["useTLS"])
+    use_tls = True if get("useTLS") is None else env.parse_bool(get("useTLS"), "useTLS", VARIABLES["useTLS"])
     keep_alive = (
         True
         if get("keepAlive") is None
-        else parse_bool(get("keepAlive"), "keepAlive", VARIABLES["keepAlive"])
+        else env.parse_bool(get("keepAlive"), "keepAlive", VARIABLES["keepAlive"])
     )
-    port = None if get("port") is None else parse_int(get("port"), "port", "PUSHER_PORT", 1, 65535)
+    port = None if get("port") is None else env.parse_int(get("port"), "port", "PUSHER_PORT", 1, 65535)
     timeout_ms = (
         DEFAULT_TIMEOUT_MS
         if get("timeout") is None
-        else parse_int(get("timeout"), "timeout", "PUSHER_TIMEOUT", 1, MAX_TIMEOUT_MS)
+        else env.parse_int(get("timeout"), "timeout", "PUSHER_TIMEOUT", 1, MAX_TIMEOUT_MS)
     )
     proxy = get("proxy")
     if proxy is not None:
         if not isinstance(proxy, str) or not proxy.strip().lower().startswith(("http://", "https://")):
-            raise ConfigError(f"{_source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL")
+            raise ConfigError(f"{env.source('proxy', 'PUSHER_PROXY')} must be an http:// or https:// URL")
         try:
             proxy_host = urlsplit(proxy.strip()).hostname
         except ValueError:
             proxy_host = None
         if not proxy_host:
             raise ConfigError(
-                f"{_source('proxy', 'PUSHER_PROXY')} must name a proxy host, e.g. http://proxy:3128"
+                f"{env.source('proxy', 'PUSHER_PROXY')} must name a proxy host, e.g. http://proxy:3128"
             )
         try:
             proxy_port = urlsplit(proxy.strip()).port
@@ -262,7 +223,7 @@ def build_options(values: Mapping[str, Any], given: Collection[str] = ()) -> Pus
             proxy_port = 0
         if proxy_port == 0:
             raise ConfigError(
-                f"{_source('proxy', 'PUSHER_PROXY')} has a port that is not a number from 1 to 65535"
+                f"{env.source('proxy', 'PUSHER_PROXY')} has a port that is not a number from 1 to 65535"
             )
         proxy = proxy.strip()
     master_key = get("encryptionMasterKeyBase64")
@@ -285,7 +246,7 @@ def build_options(values: Mapping[str, Any], given: Collection[str] = ()) -> Pus
 
 def parse_master_key(value: Any) -> str:
     """A base64 string that decodes to exactly 32 bytes (the end-to-end encryption master key)."""
-    where = _source("encryptionMasterKeyBase64", "PUSHER_ENCRYPTION_MASTER_KEY_BASE64")
+    where = env.source("encryptionMasterKeyBase64", "PUSHER_ENCRYPTION_MASTER_KEY_BASE64")
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a base64 string")
     try:
@@ -341,7 +302,7 @@ class PusherSettings:
     """The environment layer of Pusher settings, read once; resolves each execution's options."""
 
     def __init__(self, environment: Mapping[str, str]) -> None:
-        url = _clean(environment.get("PUSHER_URL"))
+        url = env.text(environment, "PUSHER_URL")
         # PUSHER_URL sits below the individual variables: they override its parts.
         self._url_error: ConfigError | None = None
         self._base: dict[str, Any] = {}
@@ -353,14 +314,13 @@ class PusherSettings:
         self._base.update(
             (name, value)
             for name, variable in VARIABLES.items()
-            if (value := _clean(environment.get(variable))) is not None
+            if (value := env.clean(environment.get(variable))) is not None
         )
         self._resolve = lru_cache(maxsize=256)(self._resolve_uncached)
         self._limits = lru_cache(maxsize=256)(self._limits_uncached)
         # Built once per process and shared by every HTTP pool (PUSHER_CA_BUNDLE, else None:
         # the system store). Raises ConfigError, so a bad path stops the service at start.
-        ca_bundle = _clean(environment.get(CA_BUNDLE_VARIABLE))
-        self.ca_bundle: str | None = ca_bundle.strip() if ca_bundle is not None else None
+        self.ca_bundle = env.text(environment, CA_BUNDLE_VARIABLE)
         self.ssl_context = load_ssl_context(self.ca_bundle)
 
     @classmethod
@@ -379,7 +339,7 @@ class PusherSettings:
         overrides = tuple(
             (name, type(value).__name__, value)
             for name in CONNECTION_INPUTS
-            if (value := _clean(inputs.get(name))) is not None
+            if (value := env.clean(inputs.get(name))) is not None
         )
         try:
             return self._resolve(overrides)
@@ -399,7 +359,7 @@ class PusherSettings:
         overrides = tuple(
             (name, type(value).__name__, value)
             for name in LIMIT_INPUTS
-            if (value := _clean(inputs.get(name))) is not None
+            if (value := env.clean(inputs.get(name))) is not None
         )
         try:
             return self._limits(overrides)
@@ -483,29 +443,14 @@ class ServiceSettings:
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> ServiceSettings:
         identity = EngineIdentity.from_env(environment)
-
-        def number(name: str, default: float) -> float:
-            raw = _clean(environment.get(name))
-            if raw is None:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise ConfigError(f"{name} must be a number, not {raw!r}")
-            return value
-
         return cls(
             endpoint=identity.endpoint,
             instance_hash=identity.instance_hash or b"",
-            token=(_clean(environment.get("MESG_TOKEN")) or "").strip()
-            if identity.generation == "g1"
-            else "",
-            concurrency=int(number("MESG_PUSHER_CONCURRENCY", 64)),
-            grace_period=number("MESG_PUSHER_GRACE_PERIOD", 10.0),
-            keepalive_ms=int(number("MESG_PUSHER_KEEPALIVE_MS", 300_000)),
-            coalesce=parse_bool(_clean(environment.get("PUSHER_COALESCE")) or "true", "", "PUSHER_COALESCE"),
-            log_level=(_clean(environment.get("LOG_LEVEL")) or "INFO").upper(),
+            token=(env.text(environment, "MESG_TOKEN") or "") if identity.generation == "g1" else "",
+            concurrency=int(env.number(environment, "MESG_PUSHER_CONCURRENCY", 64)),
+            grace_period=env.number(environment, "MESG_PUSHER_GRACE_PERIOD", 10.0),
+            keepalive_ms=int(env.number(environment, "MESG_PUSHER_KEEPALIVE_MS", 300_000)),
+            coalesce=env.flag(environment, "PUSHER_COALESCE", True),
+            log_level=(env.text(environment, "LOG_LEVEL") or "INFO").upper(),
             detected=identity,
         )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mesg_pusher import env
 from mesg_pusher.errors import ConfigError
 from mesg_pusher.hash_text import b58, from_b58
 
@@ -42,17 +43,9 @@ _G1_MISSING = (
 )
 
 
-def _clean(environ: Mapping[str, str], name: str) -> str | None:
-    """A variable's value, stripped; empty counts as unset (the engine passes empty defaults)."""
-    value = environ.get(name)
-    if value is None or not value.strip():
-        return None
-    return value.strip()
-
-
 def _hash(environ: Mapping[str, str], name: str, what: str) -> bytes | None:
     """A base58 32-byte hash from ``name``, or None when unset; a ConfigError naming it if malformed."""
-    text = _clean(environ, name)
+    text = env.text(environ, name)
     if text is None:
         return None
     try:
@@ -82,17 +75,17 @@ def _listing(names: tuple[str, ...]) -> str:
 
 def detect_generation(environ: Mapping[str, str]) -> Generation:
     """The generation the variables point to; ``MESG_PUSHER_ENGINE`` wins when set."""
-    forced = _clean(environ, FORCE_VARIABLE)
+    forced = env.text(environ, FORCE_VARIABLE)
     if forced is not None:
         for generation in GENERATIONS:
             if forced.lower() == generation:
                 return generation
         raise ConfigError(f"{FORCE_VARIABLE} must be g1, g2 or g3 (or unset to detect), not {forced!r}")
-    if _clean(environ, SIGNATURE_VARIABLE) is not None:
+    if env.text(environ, SIGNATURE_VARIABLE) is not None:
         return "g3"
-    if _clean(environ, "MESG_RUNNER_HASH") is not None:
+    if env.text(environ, "MESG_RUNNER_HASH") is not None:
         return "g2"
-    if _clean(environ, "MESG_TOKEN") is not None:
+    if env.text(environ, "MESG_TOKEN") is not None:
         return "g1"
     raise ConfigError(
         "MESG_ENDPOINT and MESG_TOKEN must be set (engine v0.16), or MESG_ENDPOINT, "
@@ -146,20 +139,20 @@ class EngineIdentity:
     def from_env(cls, environ: Mapping[str, str]) -> EngineIdentity:
         """Detect the generation and read its variables; a ConfigError naming what is wrong."""
         generation = detect_generation(environ)
-        missing = [name for name in REQUIRED[generation] if _clean(environ, name) is None]
+        missing = [name for name in REQUIRED[generation] if env.text(environ, name) is None]
         if missing:
             if generation == "g1":
                 raise ConfigError(_G1_MISSING)
             reason = (
                 f"{FORCE_VARIABLE}={generation}"
-                if _clean(environ, FORCE_VARIABLE) is not None
+                if env.text(environ, FORCE_VARIABLE) is not None
                 else f"{'MESG_REGISTER_SIGNATURE' if generation == 'g3' else 'MESG_RUNNER_HASH'} is set"
             )
             raise ConfigError(
                 f"{ENGINES[generation]} ({reason}) sets {_listing(REQUIRED[generation])}; "
                 f"missing: {', '.join(missing)}"
             )
-        endpoint = _clean(environ, "MESG_ENDPOINT") or ""
+        endpoint = env.text(environ, "MESG_ENDPOINT") or ""
         if generation == "g1":
             instance = _hash(environ, "MESG_TOKEN", "instance hash")
             return cls("g1", endpoint, instance_hash=instance)
@@ -173,7 +166,7 @@ class EngineIdentity:
         runner = _hash(environ, "MESG_RUNNER_HASH", "runner hash")
         if generation == "g2":
             return cls("g2", endpoint, instance_hash=instance, runner_hash=runner)
-        signature = _clean(environ, SIGNATURE_VARIABLE) or ""
+        signature = env.text(environ, SIGNATURE_VARIABLE) or ""
         if not _is_base64(signature):
             # Never valid for any engine, and gRPC refuses some characters in metadata outright.
             # The value is a credential: not shown.

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from mesg_pusher import env
 from mesg_pusher.errors import ConfigError
 from mesg_pusher.hash_text import b58
 from mesg_pusher.redact import SecretFilter
@@ -41,7 +42,7 @@ def bind_execution(execution_hash: bytes, task: str) -> None:
 
 def log_format(environment: Mapping[str, str]) -> str:
     """``LOG_FORMAT`` from the environment: ``text`` (default) or ``json``."""
-    value = (environment.get("LOG_FORMAT") or "").strip().lower() or "text"
+    value = (env.text(environment, "LOG_FORMAT") or "text").lower()
     if value not in FORMATS:
         raise ConfigError(f"variable LOG_FORMAT must be text or json, not {value[:20]!r}")
     return value

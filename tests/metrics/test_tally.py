@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.samples import Sample
 
-from mesg_pusher.metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Tally
+from mesg_pusher.collectors import BATCH_BUCKETS, LATENCY_BUCKETS, Tally
 
 
 def samples(family_samples: list[Sample]) -> dict[str, float]:

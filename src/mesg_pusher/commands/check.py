@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 from dotenv import dotenv_values
 
+from mesg_pusher import env
 from mesg_pusher.commands.direct import TaskFailed, run_task
 from mesg_pusher.config import (
     CA_BUNDLE_VARIABLE,
@@ -101,7 +102,7 @@ def show_settings(environment: Mapping[str, str], report: Report) -> None:
         else set()
     )
     print(f"settings (environment over {dotenv_path if from_file else 'no .env file'}; secrets masked):")
-    names = sorted(k for k, v in environment.items() if k.startswith(PREFIXES) and v.strip())
+    names = sorted(k for k in environment if k.startswith(PREFIXES) and env.text(environment, k) is not None)
     for name in names:
         value = environment[name]
         source = ".env" if name in from_file and os.environ.get(name, "").strip() != value else "environment"
@@ -150,7 +151,7 @@ async def check_pusher(
 
 
 async def check_engine(environment: Mapping[str, str], report: Report) -> None:
-    if not (environment.get("MESG_ENDPOINT") or "").strip():
+    if env.text(environment, "MESG_ENDPOINT") is None:
         report.line(
             "skip", "engine: MESG_ENDPOINT is not set (the engine sets it when it starts the service)"
         )

@@ -12,30 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mesg_pusher.config import PusherOptions, limits_from_environment, parse_bool
+from mesg_pusher import env
+from mesg_pusher.config import PusherOptions, limits_from_environment
 from mesg_pusher.errors import ConfigError
 from mesg_pusher.limits import DEFAULT_LIMITS, Limits
+from mesg_pusher.names import MAX_PRESENCE_USER_ID, MAX_USER_INFO_BYTES, channel_fault
 from mesg_pusher.receive.identity import DEFAULT_USER_ID, ListenerIdentity, compact
 from mesg_pusher.receive.webhook_body import WebhookToken
-from mesg_pusher.tasks.validation import channel_name
 
 _API_HOST = re.compile(r"^api-([A-Za-z0-9\-]+)\.pusher\.com$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# Pusher's presence limits: "maximum 128 characters for user id", "1KB limit for user object".
-MAX_USER_ID = 128
-MAX_USER_INFO_BYTES = 1024
-
-
-def _clean(environment: Mapping[str, str], name: str) -> str | None:
-    value = environment.get(name)
-    return value.strip() if value is not None and value.strip() else None
-
-
-def _port(text: str, variable: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ConfigError(f"variable {variable} must be a port number from 1 to 65535, not {text[:20]!r}")
-    return int(text)
 
 
 def parse_channels(
@@ -43,14 +30,13 @@ def parse_channels(
 ) -> tuple[str, ...]:
     """Comma-separated channel names, each checked (within ``limits``: the ``PUSHER_MAX_*``
     variables'), duplicates removed (order kept)."""
-    names: dict[str, None] = {}
+    channels: dict[str, None] = {}
     for part in text.split(","):
-        if part.strip():
-            try:
-                names[channel_name(part.strip(), variable, limits=limits)] = None
-            except Exception as exc:
-                raise ConfigError(str(exc).replace("input ", "variable ", 1)) from None
-    return tuple(names)
+        if name := part.strip():
+            if (fault := channel_fault(name, limits)) is not None:
+                raise ConfigError(f"variable {variable} {fault}")
+            channels[name] = None
+    return tuple(channels)
 
 
 def parse_webhook_secrets(text: str, variable: str = "PUSHER_WEBHOOK_SECRETS") -> tuple[WebhookToken, ...]:
@@ -79,9 +65,9 @@ def parse_user_id(text: str, variable: str) -> str:
     value = text.strip()
     if not value:
         raise ConfigError(f"variable {variable} holds an empty user id")
-    if len(value) > MAX_USER_ID:
+    if len(value) > MAX_PRESENCE_USER_ID:
         raise ConfigError(
-            f"variable {variable} has a user id of {len(value)} characters; Pusher allows {MAX_USER_ID}"
+            f"variable {variable} has a user id of {len(value)} characters; Pusher allows {MAX_PRESENCE_USER_ID}"
         )
     if _CONTROL.search(value):
         raise ConfigError(f"variable {variable} has a user id with a control character")
@@ -118,12 +104,11 @@ def parse_watchlist(text: str, variable: str = "PUSHER_LISTENER_WATCHLIST") -> t
 
 def parse_identity(environment: Mapping[str, str]) -> ListenerIdentity:
     """``PUSHER_LISTENER_USER_ID``, ``_USER_INFO``, ``_SIGNIN`` and ``_WATCHLIST``."""
-    user_id = _clean(environment, "PUSHER_LISTENER_USER_ID")
-    user_info = _clean(environment, "PUSHER_LISTENER_USER_INFO")
-    signin = _clean(environment, "PUSHER_LISTENER_SIGNIN")
-    watchlist = _clean(environment, "PUSHER_LISTENER_WATCHLIST")
+    user_id = env.text(environment, "PUSHER_LISTENER_USER_ID")
+    user_info = env.text(environment, "PUSHER_LISTENER_USER_INFO")
+    watchlist = env.text(environment, "PUSHER_LISTENER_WATCHLIST")
     ids = parse_watchlist(watchlist) if watchlist else ()
-    wants_signin = None if signin is None else parse_bool(signin, "", "PUSHER_LISTENER_SIGNIN")
+    wants_signin = env.flag(environment, "PUSHER_LISTENER_SIGNIN")
     if ids and wants_signin is False:
         raise ConfigError(
             "variable PUSHER_LISTENER_WATCHLIST needs a sign-in (Pusher sends watchlist events to "
@@ -164,20 +149,18 @@ class ReceiveSettings:
 
     @classmethod
     def from_environment(cls, environment: Mapping[str, str]) -> ReceiveSettings:
-        subscribe = _clean(environment, "PUSHER_SUBSCRIBE")
-        webhook = _clean(environment, "PUSHER_WEBHOOK_PORT")
-        ws_host = _clean(environment, "PUSHER_WS_HOST")
-        ws_port = _clean(environment, "PUSHER_WS_PORT")
-        secrets = _clean(environment, "PUSHER_WEBHOOK_SECRETS")
+        subscribe = env.text(environment, "PUSHER_SUBSCRIBE")
+        ws_host = env.text(environment, "PUSHER_WS_HOST")
+        secrets = env.text(environment, "PUSHER_WEBHOOK_SECRETS")
         if ws_host is not None and not _HOST.match(ws_host):
             raise ConfigError("variable PUSHER_WS_HOST is not a valid host name")
         return cls(
             subscribe=parse_channels(subscribe, limits=limits_from_environment(environment))
             if subscribe
             else (),
-            webhook_port=None if webhook is None else _port(webhook, "PUSHER_WEBHOOK_PORT"),
+            webhook_port=env.port(environment, "PUSHER_WEBHOOK_PORT"),
             ws_host=ws_host,
-            ws_port=None if ws_port is None else _port(ws_port, "PUSHER_WS_PORT"),
+            ws_port=env.port(environment, "PUSHER_WS_PORT"),
             webhook_tokens=parse_webhook_secrets(secrets) if secrets else (),
             identity=parse_identity(environment),
         )

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pusher
 
 from mesg_pusher.coalesce import Coalescer
-from mesg_pusher.config import PusherSettings
+from mesg_pusher.config import PusherOptions, PusherSettings
 from mesg_pusher.limits import Limits
 from mesg_pusher.pusher_client import ClientPool
 
-if TYPE_CHECKING:
-    from mesg_pusher.receive.listener import Listener
-
 Outputs = dict[str, Any]
+
+
+class Listener(Protocol):
+    """What the subscribe and unsubscribe tasks need of the receiving side's channel listener
+    (``mesg_pusher.receive.Listener``): declared here, so the tasks do not import the receiving
+    side, which sits beside them, not below."""
+
+    async def subscribe(self, names: Iterable[str], options: PusherOptions) -> list[str]:
+        """Listen to more channels; the channels listened to once Pusher confirmed them."""
+        ...
+
+    async def unsubscribe(self, names: Iterable[str]) -> list[str]:
+        """Stop listening to channels; the channels still listened to."""
+        ...
 
 
 @dataclass(frozen=True)

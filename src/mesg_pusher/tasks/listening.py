@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mesg_pusher.errors import InputError
 from mesg_pusher.tasks import validation as check
-from mesg_pusher.tasks.context import Outputs, TaskContext
-
-if TYPE_CHECKING:
-    from mesg_pusher.receive.listener import Listener
+from mesg_pusher.tasks.context import Listener, Outputs, TaskContext
 
 
 def _listener(ctx: TaskContext) -> Listener:

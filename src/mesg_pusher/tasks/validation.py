@@ -13,14 +13,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from mesg_pusher.errors import InputError
-from mesg_pusher.limits import BATCH, CHANNEL_NAME, DATA, Limits
+from mesg_pusher.limits import BATCH, DATA, Limits
 
-MAX_CHANNELS = 100
-MAX_EVENT_NAME = 200
-MAX_USER_ID = 200
-_CHANNEL = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
+# Pusher's naming rules live in mesg_pusher.names, below the tasks and the receiving side; the
+# two byte limits are re-exported for the tasks that read them here (check.MAX_USER_INFO_BYTES).
+from mesg_pusher.names import CHANNEL_CHARACTERS as _CHANNEL
+from mesg_pusher.names import MAX_CHANNELS, MAX_EVENT_NAME, MAX_USER_ID, channel_fault
+from mesg_pusher.names import MAX_USER_DATA_BYTES as MAX_USER_DATA_BYTES
+from mesg_pusher.names import MAX_USER_INFO_BYTES as MAX_USER_INFO_BYTES
+from mesg_pusher.names import SOCKET_ID as _SOCKET_ID
+
 ATTRIBUTES = re.compile(r"[A-Za-z_]+(?:,[A-Za-z_]+)*")
-_SOCKET_ID = re.compile(r"[0-9]+\.[0-9]+")
 
 
 def type_name(value: Any) -> str:
@@ -60,14 +63,8 @@ def channel_name(value: Any, label: str = "'channel'", *, limits: Limits) -> str
     """A channel name Pusher accepts: ``A-Za-z0-9_-=@,.;``, within the execution's length limit."""
     if not isinstance(value, str) or not value:
         raise InputError(f"input {label} must be a non-empty string, not {type_name(value)}")
-    if len(value) > limits.max_channel_name_length:
-        raise InputError(f"input {label} is {len(value)} characters long; {limits.in_force(CHANNEL_NAME)}")
-    if not _CHANNEL.fullmatch(value):
-        bad = sorted({c for c in value if not _CHANNEL.fullmatch(c)})
-        raise InputError(
-            f"input {label} {value[:80]!r} contains {''.join(bad)!r}; channel names may only "
-            "contain A-Z a-z 0-9 and _ - = @ , . ;"
-        )
+    if (fault := channel_fault(value, limits)) is not None:
+        raise InputError(f"input {label} {fault}")
     return value
 
 
@@ -208,8 +205,6 @@ def channel_prefixed(
 
 
 MAX_INFO = 200
-MAX_USER_INFO_BYTES = 1_024
-MAX_USER_DATA_BYTES = 10_240
 
 
 def attributes(inputs: Mapping[str, Any], key: str = "info", *, where: str = "") -> str | None:
