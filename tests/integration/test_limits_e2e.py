@@ -153,7 +153,7 @@ async def test_data_limit_raised_by_variable(raised: Stack, rapp: Application, r
             rapp, rinstance, "trigger", {"channel": name, "name": "big", "data": "y" * (100 * KB + 1)}
         )
         assert over == (
-            "input 'data' is 102401 bytes once serialised; the limit is 102400 bytes "
+            "invalid_input: input 'data' is 102401 bytes once serialised; the limit is 102400 bytes "
             "(set by variable PUSHER_MAX_DATA_BYTES)"
         )
         # An execution's input overrides the variable, down as well as up.
@@ -180,7 +180,7 @@ async def test_send_to_user_follows_the_data_limit(app: Application, pusher_inst
     async with PusherAPIServer("100001", "api-key", "api-secret") as api:
         inputs = {**api.connection_inputs(), "user_id": "u1", "name": "big", "data": "u" * 40 * KB}
         refused = await failed(app, pusher_instance, "sendToUser", inputs)
-        assert refused == f"input 'data' is 40960 bytes once serialised; {DEFAULT_DATA_LIMIT}"
+        assert refused == f"invalid_input: input 'data' is 40960 bytes once serialised; {DEFAULT_DATA_LIMIT}"
         sent = await run(app, pusher_instance, "sendToUser", {**inputs, "maxDataBytes": 40 * KB})
         assert sent.ok, sent.error
         (record,) = api.requests
@@ -270,7 +270,7 @@ async def test_batch_within_a_raised_limit_is_delivered_and_over_it_refused(
         over = await failed(rapp, rinstance, "triggerBatch", {"batch": [*batch, batch[0]]})
         assert (
             over
-            == "input 'batch' has 21 events; the limit is 20 events (set by variable PUSHER_MAX_BATCH_SIZE)"
+            == "invalid_input: input 'batch' has 21 events; the limit is 20 events (set by variable PUSHER_MAX_BATCH_SIZE)"
         )
         await nothing_then(ws, rapp, rinstance, name)
 
@@ -357,6 +357,6 @@ async def test_long_channel_names_with_the_limit_raised_by_variable_everywhere(
             rapp, rinstance, "trigger", {"channel": long_channel(length=201), "name": "e", "data": "x"}
         )
         assert over == (
-            "input 'channel' is 201 characters long; the limit is 200 characters "
+            "invalid_input: input 'channel' is 201 characters long; the limit is 200 characters "
             "(set by variable PUSHER_MAX_CHANNEL_NAME_LENGTH)"
         )
