@@ -27,11 +27,18 @@ or not: a queued event waits only for calls that began before it (so end about w
 time is up, or before), and the call it then leaves in is given only the time its oldest event
 has left; one whose time ran out while it waited fails with a timeout error, never sent.
 
-Every execution still gets its own exact result. Pusher validates a batch as a whole, so when
-it refuses one (a 4xx naming bad content) nothing was published, and the events are sent again
-one by one: the failing one, and only it, fails with Pusher's message. A failure that says
-nothing about content (5xx, timeout, connection lost, wrong secret) is the answer for every
-event of that call: retrying could publish twice.
+Every execution still gets its own exact result, and each event is published at most once: an
+event is sent again only after an answer that says its call was not taken. Pusher validates a
+batch as a whole, so when it refuses one (a 4xx naming bad content) nothing was published, and
+the events are sent again one by one: the failing one, and only it, fails with Pusher's
+message. A batch refused as not taken (429, 503: nothing of it was published either) is sent
+again after the pause of ``retry.py`` (``Retry-After``, or the backoff) while its oldest event's
+time allows: a 503 whole, as it says nothing of the batch; a 429 split in two halves, each
+sent again (and split again if refused again), because a limit may count events, not calls
+(soketi's counts each event of a batch), and a batch larger than what it allows at once could
+never pass whole. A lone event is retried by the transport itself. A failure that says
+nothing about content and does not say "not taken" (another 5xx, timeout, connection lost,
+wrong secret) is the answer for every event of that call: retrying could publish twice.
 """
 
 from __future__ import annotations
@@ -43,10 +50,10 @@ from typing import Any
 
 import pusher
 
-from mesg_pusher import metrics
+from mesg_pusher import metrics, retry
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError, PusherUnreachable
-from mesg_pusher.pusher_client import events_request, sdk_errors
+from mesg_pusher.pusher_client import batch_request, events_request, send, transport_of
 from mesg_pusher.transport import Transport
 
 CALLS_PER_APP = 12
@@ -94,9 +101,7 @@ class Coalescer:
         """Publish one event ``{channel, name, data[, socket_id]}``; returns once Pusher took it."""
         lane = self._lanes.get(options)
         if lane is None:
-            lane = self._lanes[options] = _Lane(
-                client, client._pusher_client.http.transport, options.limits.max_batch_size
-            )
+            lane = self._lanes[options] = _Lane(client, transport_of(client), options.limits.max_batch_size)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         lane.queue.append(_Waiting(event, done, loop.time() + options.timeout))
@@ -150,7 +155,9 @@ class Coalescer:
             if lane.calls == 0 and not lane.queue and self._lanes.get(options) is lane:
                 del self._lanes[options]
 
-    async def _send(self, lane: _Lane, items: list[_Waiting]) -> None:
+    async def _send(self, lane: _Lane, items: list[_Waiting], attempt: int = 0) -> None:
+        """One call for ``items`` (their ``attempt``-th resend after a refusal), and its
+        answer given to each of them."""
         now = asyncio.get_running_loop().time()
         if expired := [item for item in items if item.deadline <= now]:
             # Waited its whole timeout behind calls that were never answered: not sent.
@@ -174,30 +181,49 @@ class Coalescer:
             await self._settle(items, self._one(lane, items[0].event, deadline))
             return
         try:
-            with sdk_errors():
-                request = lane.client._pusher_client.trigger_batch.make_request(
-                    [item.event for item in items], already_encoded=True
-                )
-            await lane.transport.send(request, deadline)
+            request = batch_request(lane.client, [item.event for item in items])
+            await send(lane.client, request, deadline, retry_refusals=False)
         except PusherHTTPError as exc:
-            if exc.status not in CONTENT_REFUSALS:
+            if exc.status in retry.NOT_TAKEN:
+                await self._again(lane, items, exc, attempt)
+            elif exc.status in CONTENT_REFUSALS:
+                # Nothing was published: each event on its own, so each gets its own answer.
+                await asyncio.gather(
+                    *(self._settle([item], self._one(lane, item.event, deadline)) for item in items)
+                )
+            else:
                 _fail(items, exc)
-                return
-            # Nothing was published: each event on its own, so each gets its own answer.
-            await asyncio.gather(
-                *(self._settle([item], self._one(lane, item.event, deadline)) for item in items)
-            )
         except Exception as exc:
             _fail(items, exc)
         else:
             _succeed(items)
+
+    async def _again(
+        self, lane: _Lane, items: list[_Waiting], refusal: PusherHTTPError, attempt: int
+    ) -> None:
+        """A batch refused as not taken (429, 503): sent again after the pause, a 429 in halves;
+        or, when the pause does not fit in the oldest event's time, that refusal for each."""
+        wait = retry.pause(attempt + 1, refusal.retry_after)
+        if not await retry.wait_within(items[0].deadline, wait):
+            left = items[0].deadline - asyncio.get_running_loop().time()
+            note = retry.not_retried(attempt + 1, refusal.retry_after, left, lane.transport.options.timeout)
+            _fail(items, PusherHTTPError(refusal.status, refusal.body, note, refusal.retry_after))
+            return
+        items = [item for item in items if not item.done.done()]  # not cancelled meanwhile
+        if refusal.status == 429 and len(items) > 1:
+            half = (len(items) + 1) // 2
+            await asyncio.gather(
+                self._send(lane, items[:half], attempt + 1), self._send(lane, items[half:], attempt + 1)
+            )
+        elif items:
+            await self._send(lane, items, attempt + 1)
 
     @staticmethod
     async def _one(lane: _Lane, event: Event, deadline: float | None) -> None:
         one: dict[str, Any] = {"name": event["name"], "channels": [event["channel"]], "data": event["data"]}
         if "socket_id" in event:
             one["socket_id"] = event["socket_id"]
-        await lane.transport.send(events_request(lane.client, one), deadline)
+        await send(lane.client, events_request(lane.client, one), deadline)
 
     @staticmethod
     async def _settle(items: list[_Waiting], call: Any) -> None:

@@ -54,6 +54,8 @@ MAX_HEAD = 64 * 1024
 # channel list of a busy app (about 170 bytes a channel).
 MAX_BODY = 4 * 1024 * 1024
 _MAX_BODY_DIGITS = len(str(MAX_BODY))  # a shorter Content-Length is under it
+# A Retry-After value is kept only up to this: an HTTP-date is 29 characters, seconds a few.
+MAX_RETRY_AFTER = 64
 # Where a request is written: the target may hold visible ASCII only (no CR, LF, space,
 # control or non-ASCII character); header names are tokens; values visible ASCII and spaces.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -132,8 +134,12 @@ class NoAnswer(HTTPClientError):
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """A final answer: its status, its body, and its ``Retry-After`` value as it came (at most
+    ``MAX_RETRY_AFTER`` bytes, else ``None``): the one header the transport acts on."""
+
     status: int
     body: bytes
+    retry_after: bytes | None = None
 
 
 class _Stop(Exception):
@@ -154,6 +160,7 @@ class _Connection(asyncio.Protocol):
         # Bytes fed to the parser before the final answer's head was complete (interim answers too).
         self._head_size = 0
         self._headers_seen = False
+        self._retry_after: bytes | None = None
         # The answer's length is known (Content-Length or chunked); if not, it ends with the connection.
         self._delimited = False
         # Why the answer was refused from inside a parser callback (see ``_refuse``).
@@ -248,6 +255,8 @@ class _Connection(asyncio.Protocol):
                 shown = "".join(c if c.isprintable() else "?" for c in coding[:40].decode("latin-1"))
                 self._refuse(UnusableAnswer(f"answer in a transfer coding we did not ask for ({shown})"))
             self._delimited = True
+        elif name == b"retry-after" and self._retry_after is None and len(value) <= MAX_RETRY_AFTER:
+            self._retry_after = value
 
     def on_headers_complete(self) -> None:
         assert self._parser is not None
@@ -256,6 +265,7 @@ class _Connection(asyncio.Protocol):
             if status == 101:
                 self._refuse(UnusableAnswer("the server switched protocols (HTTP 101) instead of answering"))
             self._delimited = False  # interim: the answer is still to come
+            self._retry_after = None  # an interim answer's headers are not the answer's
             return
         self._headers_seen = True
 
@@ -276,8 +286,9 @@ class _Connection(asyncio.Protocol):
             self.close()
         self._parser = self._answer = None
         body, self._chunks = b"".join(self._chunks), []
+        retry_after, self._retry_after = self._retry_after, None
         if not answer.done():
-            answer.set_result(Response(status, body))
+            answer.set_result(Response(status, body, retry_after))
 
     # -- use ----------------------------------------------------------------------------------
     def send(self, data: bytes) -> asyncio.Future[Response]:
@@ -288,6 +299,7 @@ class _Connection(asyncio.Protocol):
         self._chunks = []
         self._body_size = self._head_size = 0
         self._headers_seen = self._delimited = False
+        self._retry_after = None
         self._parser = httptools.HttpResponseParser(self)
         self.transport.write(data)
         return answer

@@ -1,16 +1,40 @@
-"""Official Pusher SDK clients, one per distinct ``PusherOptions``, reused across executions."""
+"""The one module that owns the official Pusher SDK: its clients, its signing, its internals.
+
+Everything else (the task handlers, the coalescer) goes through this small interface:
+
+- ``ClientPool.get(options)``: the SDK client of an option set, over our ``Transport``;
+- building a signed request: ``events_request`` (one event), ``batch_request`` (a
+  ``batch_events`` call), ``signed_request`` (any method and path under the API);
+- sending it: ``send`` (decoded JSON answer), ``send_raw`` (any 2xx as it came),
+  ``send_signed`` (sign and send); ``transport_of`` for what the coalescer reads of a
+  client's transport (how fast Pusher answers, where it is);
+- ``encrypted_data``: an event's data as sent on an end-to-end encrypted channel;
+- ``sdk_errors``: the SDK's argument checks as our ``InputError``.
+
+Written against ``pusher`` 3.3.4, pinned in pyproject.toml, because it reaches inside it: its
+public methods cannot send what we need (``trigger`` refuses data over 30 KB by its own count
+whatever the cluster's limit, and cannot send ``info``; ``terminate_user_connections`` drops
+the ``/apps/{id}`` prefix the HTTP API documents), so requests are built with its ``Request``
+over its REST client (``Pusher._pusher_client``), re-signed (``Request._generate_auth``) when
+we add query parameters to a POST, and sent through the backend we gave it (our
+``Transport``). Those are private names: a new SDK version is adopted only after checking
+them here, and nowhere else.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import logging
 import ssl
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pusher
+from pusher.crypto import encrypt
 from pusher.http import Request
 
 from mesg_pusher.config import PusherOptions
@@ -142,18 +166,27 @@ def signed_request(
     return request
 
 
-def send(client: pusher.Pusher, request: Request) -> Awaitable[Any]:
-    """Send a signed request through the client's backend: our ``Transport``, its timeout,
-    proxy, retries and error mapping."""
-    result: Awaitable[Any] = client._pusher_client.http.send_request(request)
-    return result
+def transport_of(client: pusher.Pusher) -> Transport:
+    """The ``Transport`` a client of ``ClientPool`` sends through (its backend)."""
+    transport: Transport = client._pusher_client.http.transport
+    return transport
+
+
+def send(
+    client: pusher.Pusher, request: Request, deadline: float | None = None, *, retry_refusals: bool = True
+) -> Awaitable[Any]:
+    """Send a signed request through the client's ``Transport``: its timeout (or ``deadline``,
+    event-loop time), proxy, retries and error mapping; the decoded JSON answer.
+
+    ``retry_refusals=False``: a 429 or 503 is raised at once, for a caller that decides itself
+    what to send again (``Transport.send``)."""
+    return transport_of(client).send(request, deadline, retry_refusals=retry_refusals)
 
 
 def send_raw(client: pusher.Pusher, request: Request) -> Awaitable[RawAnswer]:
     """Send a signed request through the client's ``Transport`` and take any 2xx as its answer,
     undecoded (the raw ``request`` task); every other outcome is the same error as for a task."""
-    transport: Transport = client._pusher_client.http.transport
-    result: Awaitable[RawAnswer] = transport.send(request, raw=True)
+    result: Awaitable[RawAnswer] = transport_of(client).send(request, raw=True)
     return result
 
 
@@ -166,3 +199,22 @@ def events_request(client: pusher.Pusher, event: dict[str, Any]) -> Request:
     """``POST /apps/{id}/events`` for one event ``{name, channels, data[, socket_id][, info]}``
     whose inputs are checked and whose data is already a string (encrypted where it must be)."""
     return signed_request(client, "POST", f"/apps/{client._pusher_client.app_id}/events", event)
+
+
+def batch_request(client: pusher.Pusher, events: Sequence[Mapping[str, Any]]) -> Request:
+    """``POST /apps/{id}/batch_events`` for events ``{channel, name, data[, socket_id][, info]}``
+    whose inputs are checked and whose data is already a string (encrypted where it must be).
+
+    What the SDK's ``trigger_batch(..., already_encoded=True)`` sends, without its own size
+    check: that one counts Python object overhead and would refuse events Pusher accepts.
+    """
+    path = f"/apps/{client._pusher_client.app_id}/batch_events"
+    return signed_request(client, "POST", path, {"batch": list(events)})
+
+
+def encrypted_data(master_key_base64: str, channel: str, data: str) -> str:
+    """``data`` as sent on the end-to-end encrypted ``channel``: the SDK's envelope
+    (``{nonce, ciphertext}``, keyed by the channel's shared secret), as JSON text."""
+    with sdk_errors():
+        envelope = encrypt(channel, data, base64.b64decode(master_key_base64))
+    return json.dumps(envelope, ensure_ascii=False)

@@ -4,15 +4,20 @@ The SDK builds and signs each request (``pusher.http.Request``); its ``backend``
 the request to us. We send it over the ``http1.ConnectionPool`` of its app's endpoint (see
 ``pool_key``: one per host, port, TLS, proxy and keep-alive, shared by every option set that
 reaches the same place, so its connection limit holds for them together) and turn every
-outcome into a value or one of our errors:
+outcome into a value or one of our errors (each with its code, ``errors.py``):
 
-- the request never reached Pusher (refused, DNS, proxy unreachable): retried with backoff
-  while the execution's timeout allows — safe, as Pusher saw nothing;
+- the request never reached Pusher (refused, DNS, proxy unreachable): retried while the
+  execution's timeout allows — safe, as Pusher saw nothing (``PusherUnreachable``);
 - sent but no complete answer (timeout, connection reset): a write is *not* retried (it may
-  have been applied, and a retry could publish twice) and the error says so; a read is retried;
-- an HTTP error status: raised with the status and Pusher's body; reads retry on 5xx;
+  have been applied, and a retry could publish twice) and the error says so
+  (``PusherUnknownOutcome``); a read is retried, and ends as ``PusherTimeout``;
+- 429 Too Many Requests and 503 Service Unavailable: the request was not taken, so it is
+  retried, a write too, after the ``Retry-After`` Pusher gave or the backoff (``retry.py``),
+  while the timeout allows; a ``Retry-After`` past the deadline fails it at once, saying when
+  Pusher wanted it back. Reads are also retried on any other 5xx. Any other error status is
+  raised with the status and Pusher's body (``PusherHTTPError``);
 - an answer we refuse (too large, a protocol switch, JSON we cannot decode): a write's outcome
-  is unknown, a read is not retried (the same answer would come);
+  is unknown, a read is not retried (the same answer would come: ``PusherBadAnswer``);
 - a request that could not be written as it is (a CR/LF, space or non-ASCII character that
   got past the configuration's checks): ``InputError``, nothing sent.
 
@@ -21,6 +26,8 @@ the proxy's Basic token included, before it goes into an error.
 
 ``send(..., raw=True)`` (the raw ``request`` task) takes any 2xx as success and returns it as
 a ``RawAnswer`` (status and undecoded text): what that answer means is the caller's to say.
+``send(..., retry_refusals=False)`` raises a 429 or 503 at once, for a caller that retries
+otherwise (the coalescer, which may split a refused batch).
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -36,9 +42,17 @@ from urllib.parse import urlsplit
 
 from pusher.http import Request
 
-from mesg_pusher import metrics
+from mesg_pusher import metrics, retry
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import InputError, PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
+from mesg_pusher.errors import (
+    InputError,
+    PusherBadAnswer,
+    PusherHTTPError,
+    PusherTimeout,
+    PusherUnknownOutcome,
+    PusherUnreachable,
+    ShuttingDown,
+)
 from mesg_pusher.http1 import (
     CertificateFailed,
     ConnectFailed,
@@ -62,8 +76,6 @@ logger = logging.getLogger(__name__)
 # connection the server is closing — that would turn a harmless reconnect into an unknown outcome.
 KEEPALIVE_SECONDS = 4.0
 MAX_CONNECTIONS = 256
-BACKOFF_FIRST = 0.05
-BACKOFF_CAP = 1.0
 
 
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
@@ -109,19 +121,9 @@ def _has_user(url: str) -> bool:
         return False
 
 
-def _backoff(attempt: int) -> float:
-    """Full-jitter exponential backoff."""
-    return random.uniform(0, min(BACKOFF_CAP, BACKOFF_FIRST * 2**attempt))
-
-
 async def _pause_fits(deadline: float, attempt: int) -> bool:
     """Sleep before a retry if the pause and a little time to retry fit before the deadline."""
-    loop = asyncio.get_running_loop()
-    pause = _backoff(attempt)
-    if deadline - loop.time() <= pause + BACKOFF_FIRST:
-        return False
-    await asyncio.sleep(pause)
-    return True
+    return await retry.wait_within(deadline, retry.pause(attempt))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,12 +172,21 @@ class Transport:
         """``host:port`` of Pusher, for error messages."""
         return self._where
 
-    async def send(self, request: Request, deadline: float | None = None, *, raw: bool = False) -> Any:
+    async def send(
+        self,
+        request: Request,
+        deadline: float | None = None,
+        *,
+        raw: bool = False,
+        retry_refusals: bool = True,
+    ) -> Any:
         """Send a signed SDK request; the decoded JSON answer or one of our errors.
 
         ``deadline`` (event-loop time) replaces ``PUSHER_TIMEOUT`` from now when the execution
         began waiting for Pusher earlier, e.g. queued behind other calls. ``raw``: any 2xx is
         an answer, returned undecoded as a ``RawAnswer``; retries and errors are the same.
+        ``retry_refusals=False``: a 429 or 503 is raised at once, carrying the wait Pusher
+        asked for (``PusherHTTPError.retry_after``); the caller decides what to send again.
         """
         # Not `self._pool or ...`: a pool with no open connection has len() 0.
         pool = self._pool if self._pool is not None else self._open()
@@ -187,6 +198,7 @@ class Transport:
         body = request.body or b""
         headers = request.headers
         attempt = 0
+        refused = 0  # answers that asked us to try again (429, 503; for a read, any 5xx)
         unreachable = f"could not reach Pusher at {self._where} within {self.options.timeout:g} s"
         while True:
             if deadline - loop.time() <= 0:
@@ -206,7 +218,7 @@ class Transport:
                     f"{exc}, so the request was not sent"
                 ) from None
             except PoolClosed:
-                raise PusherUnreachable(
+                raise ShuttingDown(
                     f"request to Pusher at {self._where} not sent: its connections were closed "
                     "(the service is stopping)"
                 ) from None
@@ -224,27 +236,26 @@ class Transport:
                     continue
                 raise PusherUnreachable(unreachable) from None
             except NoAnswer:
+                no_answer = f"no answer from Pusher at {self._where} within {self.options.timeout:g} s"
+                if not is_write:
+                    raise PusherTimeout(no_answer) from None
                 raise PusherUnknownOutcome(
-                    f"no answer from Pusher at {self._where} within {self.options.timeout:g} s"
-                    + (
-                        "; the event may or may not have been published, so it was not retried"
-                        if is_write
-                        else ""
-                    )
+                    no_answer + "; the event may or may not have been published, so it was not retried"
                 ) from None
             except ConnectionLost as exc:
                 attempt += 1
                 # A refused answer would be the same again: a read is not asked twice for it.
-                retry = not is_write and not isinstance(exc, UnusableAnswer)
-                if retry and await _pause_fits(deadline, attempt):
+                again = not is_write and not isinstance(exc, UnusableAnswer)
+                if again and await _pause_fits(deadline, attempt):
                     continue
                 if not is_write and isinstance(exc, UnusableAnswer):
-                    raise PusherUnreachable(
+                    raise PusherBadAnswer(
                         f"answer from Pusher at {self._where} refused ({exc}); not asked again, "
                         "as the same answer would come"
                     ) from None
                 if not is_write:
-                    raise PusherUnreachable(
+                    # Asked until the time ran out, and never answered whole.
+                    raise PusherTimeout(
                         f"connection to Pusher at {self._where} lost before the answer "
                         f"({exc}), {attempt} times within {self.options.timeout:g} s"
                     ) from None
@@ -273,10 +284,21 @@ class Transport:
                     raise PusherHTTPError(status, self._quoted("answer is not JSON: " + text)) from None
                 except RecursionError:
                     raise PusherHTTPError(status, "answer is not usable JSON: nested too deeply") from None
-            if status >= 500 and not is_write:
+            if status in retry.NOT_TAKEN or (status >= 500 and not is_write):
+                # Not taken (or a read, which changes nothing): safe to send again.
+                asked = retry.retry_after(response.retry_after)
+                if not retry_refusals:
+                    raise PusherHTTPError(status, self._quoted(text), retry_after=asked)
                 attempt += 1
-                if await _pause_fits(deadline, attempt):
+                refused += 1
+                wait = retry.pause(attempt, asked)
+                if await retry.wait_within(deadline, wait):
+                    logger.debug(
+                        "Pusher at %s answered %d; trying again in %.2f s", self._where, status, wait
+                    )
                     continue
+                note = retry.not_retried(refused, asked, deadline - loop.time(), self.options.timeout)
+                raise PusherHTTPError(status, self._quoted(text), note, asked)
             raise PusherHTTPError(status, self._quoted(text))
 
     def _quoted(self, text: str) -> str:

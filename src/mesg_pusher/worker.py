@@ -20,7 +20,15 @@ from mesg_pusher import metrics
 from mesg_pusher.backoff import backoff
 from mesg_pusher.config import secrets_in
 from mesg_pusher.engine import EngineClient, Execution
-from mesg_pusher.errors import EngineError, MesgPusherError
+from mesg_pusher.errors import (
+    INTERNAL_ERROR,
+    INTERRUPTED,
+    UNKNOWN_TASK,
+    EngineError,
+    MesgPusherError,
+    ShuttingDown,
+    error_text,
+)
 from mesg_pusher.logs import bind_execution
 from mesg_pusher.outbox import Outbox, Result
 from mesg_pusher.redact import scrub
@@ -29,7 +37,9 @@ from mesg_pusher.tasks import Handler, TaskContext
 logger = logging.getLogger(__name__)
 
 RECENT_HASHES = 10_000
-STOPPING = "mesg-pusher is stopping: this execution was not started; create it again later"
+STOPPING = error_text(
+    ShuttingDown.code, "mesg-pusher is stopping: this execution was not started; create it again later"
+)
 
 
 class Worker:
@@ -120,13 +130,16 @@ class Worker:
         if handler is None:
             known = ", ".join(self.handlers)
             return Result(
-                execution.hash, error=f"unknown task {execution.task_key!r}; this service has: {known}"
+                execution.hash,
+                error=error_text(
+                    UNKNOWN_TASK, f"unknown task {execution.task_key!r}; this service has: {known}"
+                ),
             )
         began = time.perf_counter() if self._debug else 0.0
         try:
             outputs = await handler(self.context, execution.inputs)
         except MesgPusherError as exc:
-            error = scrub(str(exc), self._secrets + secrets_in(execution.inputs))
+            error = error_text(exc.code, scrub(str(exc), self._secrets + secrets_in(execution.inputs)))
             logger.info("execution %s (%s) failed: %s", execution.id, execution.task_key, error)
             return Result(execution.hash, error=error)
         except Exception as exc:  # a bug of ours must cost one execution, not the service
@@ -138,7 +151,10 @@ class Worker:
                 scrub("".join(traceback.format_exception(exc)), secrets),
             )
             name = type(exc).__name__
-            return Result(execution.hash, error=f"internal error in mesg-pusher ({name}); see its log")
+            return Result(
+                execution.hash,
+                error=error_text(INTERNAL_ERROR, f"internal error in mesg-pusher ({name}); see its log"),
+            )
         if self._debug:
             logger.debug(
                 "execution %s (%s) completed in %.1f ms",
@@ -162,8 +178,11 @@ class Worker:
                 if not started
                 else Result(
                     key,
-                    error=f"mesg-pusher stopped before this execution finished (grace period "
-                    f"{self.grace_period:g} s); whether Pusher received it is unknown",
+                    error=error_text(
+                        INTERRUPTED,
+                        f"mesg-pusher stopped before this execution finished (grace period "
+                        f"{self.grace_period:g} s); whether Pusher received it is unknown",
+                    ),
                 )
             )
         else:

@@ -475,7 +475,7 @@ def test_fuzz_worker_turns_every_execution_into_one_clean_result(
         else:
             assert result.outputs is None
             assert result.error.strip()
-            assert not result.error.startswith("internal error"), result.error
+            assert not result.error.startswith("internal_error"), result.error
 
     property_()
 

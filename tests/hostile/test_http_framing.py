@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from mesg_pusher.errors import PusherUnknownOutcome, PusherUnreachable
+from mesg_pusher.errors import PusherBadAnswer, PusherUnknownOutcome
 from tests.hostile.conftest import TRIGGER, StartPeer, execute
 from tests.hostile.peer import Connection, answer, open_sockets, serve_forever, settings
 
@@ -81,7 +81,8 @@ async def test_switching_protocols_is_refused_clearly_and_nothing_escapes(peer: 
     assert outcome.kind is PusherUnknownOutcome, outcome
     assert "the server switched protocols (HTTP 101) instead of answering" in (outcome.error or "")
     read = await execute("channels", {}, settings(server))
-    assert read.kind is PusherUnreachable and "switched protocols" in (read.error or ""), read
+    assert read.kind is PusherBadAnswer and "switched protocols" in (read.error or ""), read
+    assert (read.error or "").startswith("pusher_bad_answer: "), read
     assert len(server.requests) == 2  # a read is not asked again: the same answer would come
     await asyncio.sleep(0.05)
     assert seen == []

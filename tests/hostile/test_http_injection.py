@@ -26,7 +26,9 @@ async def test_key_input_that_would_bend_the_request_is_refused_naming_it(peer: 
     outcome = await execute("trigger", {**TRIGGER, "key": key}, settings(server))
     assert outcome.kind is ConfigError, outcome
     assert outcome.error is not None
-    assert outcome.error.startswith("input 'key' or variable PUSHER_APP_KEY (the app key) must be"), outcome
+    assert outcome.error.startswith(
+        "invalid_config: input 'key' or variable PUSHER_APP_KEY (the app key) must be"
+    ), outcome
     assert "\r" not in outcome.error and "\n" not in outcome.error
     assert server.accepted == 0 and server.received == b""  # nothing reached the wire
 
@@ -55,7 +57,9 @@ async def test_app_id_that_is_not_plain_digits_is_refused(peer: StartPeer, app_i
     server = await peer(serve_forever(lambda request, i: answer()))
     outcome = await execute("trigger", {**TRIGGER, "appId": app_id}, settings(server))
     assert outcome.kind is ConfigError
-    assert (outcome.error or "").startswith("input 'appId' or variable PUSHER_APP_ID must be digits")
+    assert (outcome.error or "").startswith(
+        "invalid_config: input 'appId' or variable PUSHER_APP_ID must be digits"
+    )
     assert server.received == b""
 
 

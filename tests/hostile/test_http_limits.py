@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from mesg_pusher.errors import PusherHTTPError, PusherUnknownOutcome, PusherUnreachable
+from mesg_pusher.errors import PusherBadAnswer, PusherHTTPError, PusherUnknownOutcome
 from tests.hostile.conftest import TRIGGER, StartPeer, execute
 from tests.hostile.peer import Connection, answer, open_sockets, peak_memory, serve_forever, settings
 
@@ -64,9 +64,9 @@ async def test_a_chunked_body_past_the_cap_is_cut_and_a_read_not_asked_again(pee
     server = await peer(flood(head, piece=piece))  # type: ignore[arg-type]
     with peak_memory() as peak:
         outcome = await execute("channels", {}, settings(server))
-    assert outcome.kind is PusherUnreachable
+    assert outcome.kind is PusherBadAnswer
     assert outcome.error == (
-        f"answer from Pusher at 127.0.0.1:{server.port} refused (answer cut short: its body exceeds "
+        f"pusher_bad_answer: answer from Pusher at 127.0.0.1:{server.port} refused (answer cut short: its body exceeds "
         "4 MiB); not asked again, as the same answer would come"
     )
     assert len(server.requests) == 1
@@ -106,14 +106,17 @@ async def test_json_nested_too_deeply_is_a_clear_error(peer: StartPeer) -> None:
     server = await peer(serve_forever(lambda request, i: answer(body=deep)))
     outcome = await execute("channels", {}, settings(server))
     assert outcome.kind is PusherHTTPError, outcome
-    assert outcome.error == "Pusher answered HTTP 200: answer is not usable JSON: nested too deeply"
+    assert (
+        outcome.error
+        == "pusher_bad_answer 200: Pusher answered HTTP 200: answer is not usable JSON: nested too deeply"
+    )
 
 
 async def test_a_long_error_body_is_quoted_short(peer: StartPeer) -> None:
     server = await peer(serve_forever(lambda request, i: answer(400, b"x" * 900_000, "Bad Request")))
     outcome = await execute("trigger", TRIGGER, settings(server))
     assert outcome.kind is PusherHTTPError
-    assert outcome.error == "Pusher answered HTTP 400: " + "x" * 500 + "…"
+    assert outcome.error == "pusher_rejected 400: Pusher answered HTTP 400: " + "x" * 500 + "…"
 
 
 async def test_many_calls_with_capped_answers_hold_no_memory_after(peer: StartPeer) -> None:

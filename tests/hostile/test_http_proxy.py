@@ -106,7 +106,7 @@ async def test_an_untrusted_proxy_certificate_names_the_proxy(
     outcome = await execute("trigger", TRIGGER, env)
     assert outcome.kind is PusherUnreachable, outcome
     assert (outcome.error or "").startswith(
-        f"TLS certificate of proxy https://***@127.0.0.1:{proxy.port} not trusted ("
+        f"pusher_unreachable: TLS certificate of proxy https://***@127.0.0.1:{proxy.port} not trusted ("
     ), outcome
     assert f"127.0.0.1:{pusher.port}" not in (outcome.error or "")
     assert PASSWORD not in (outcome.error or "")
@@ -122,7 +122,7 @@ async def test_a_proxy_url_with_a_bad_port_is_refused_at_configuration(peer: Sta
     assert outcome.kind is ConfigError, outcome
     assert (
         outcome.error
-        == "input 'proxy' or variable PUSHER_PROXY has a port that is not a number from 1 to 65535"
+        == "invalid_config: input 'proxy' or variable PUSHER_PROXY has a port that is not a number from 1 to 65535"
     )
     assert pusher.accepted == 0
 
@@ -143,7 +143,9 @@ async def test_credentials_echoed_by_a_proxy_are_masked_in_the_error(peer: Start
         outcome = await execute("trigger", inputs, env)
         assert outcome.kind is PusherHTTPError, outcome
         error = outcome.error or ""
-        assert error.startswith("Pusher answered HTTP 400: POST http://127.0.0.1:"), error
+        assert error.startswith("pusher_rejected 400: Pusher answered HTTP 400: POST http://127.0.0.1:"), (
+            error
+        )
         assert "Proxy-Authorization: Basic ***" in error, error  # the proxy did echo it
         assert TOKEN not in error and PASSWORD not in error
     assert TOKEN.encode() in proxy.received  # it was sent to the proxy, as it must be
@@ -169,7 +171,8 @@ async def test_a_proxys_endless_reason_phrase_is_cut(peer: StartPeer, ca: TestCA
     assert outcome.kind is PusherUnreachable, outcome
     error = outcome.error or ""
     assert error.startswith(
-        f"proxy http://***@127.0.0.1:{proxy.port} refused the connection to 127.0.0.1:{pusher.port}: HTTP 403 xxx"
+        f"pusher_unreachable: proxy http://***@127.0.0.1:{proxy.port} refused the connection to "
+        f"127.0.0.1:{pusher.port}: HTTP 403 xxx"
     ), error[:300]
     assert len(error) < 400, len(error)
 

@@ -35,9 +35,9 @@ async def test_an_untrusted_certificate_is_refused_once_not_retried(peer: StartP
     before = open_sockets()
     outcome = await execute("channels", {"timeout": 3000}, settings(server, PUSHER_USE_TLS="true"))
     assert outcome.kind is PusherUnreachable, outcome
-    assert (outcome.error or "").startswith(f"TLS certificate of 127.0.0.1:{server.port} not trusted ("), (
-        outcome
-    )
+    assert (outcome.error or "").startswith(
+        f"pusher_unreachable: TLS certificate of 127.0.0.1:{server.port} not trusted ("
+    ), outcome
     assert "PUSHER_CA_BUNDLE" in (outcome.error or "")
     assert len(hellos) == 1 and server.requests == []  # one handshake (a read, yet not retried)
     await server.wait_open(0)
@@ -52,7 +52,9 @@ async def test_a_peer_that_does_not_speak_tls(peer: StartPeer) -> None:
     server = await peer(plain)
     outcome = await execute("trigger", TRIGGER, settings(server, PUSHER_USE_TLS="true"))
     assert outcome.kind is PusherUnreachable, outcome
-    assert (outcome.error or "").startswith(f"TLS handshake with 127.0.0.1:{server.port} failed: "), outcome
+    assert (outcome.error or "").startswith(
+        f"pusher_unreachable: TLS handshake with 127.0.0.1:{server.port} failed: "
+    ), outcome
 
 
 async def test_an_ipv6_literal_host_connects(peer: StartPeer) -> None:

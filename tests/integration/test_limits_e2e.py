@@ -105,7 +105,7 @@ async def test_50kb_trigger_is_an_input_error_at_the_default(
         error = await failed(
             app, pusher_instance, "trigger", {"channel": name, "name": "big", "data": "x" * 50 * KB}
         )
-        assert error == f"input 'data' is 51200 bytes once serialised; {DEFAULT_DATA_LIMIT}"
+        assert error == f"invalid_input: input 'data' is 51200 bytes once serialised; {DEFAULT_DATA_LIMIT}"
         await nothing_then(ws, app, pusher_instance, name)
 
 
@@ -153,7 +153,7 @@ async def test_data_limit_raised_by_variable(raised: Stack, rapp: Application, r
             rapp, rinstance, "trigger", {"channel": name, "name": "big", "data": "y" * (100 * KB + 1)}
         )
         assert over == (
-            "input 'data' is 102401 bytes once serialised; the limit is 102400 bytes "
+            "invalid_input: input 'data' is 102401 bytes once serialised; the limit is 102400 bytes "
             "(set by variable PUSHER_MAX_DATA_BYTES)"
         )
         # An execution's input overrides the variable, down as well as up.
@@ -172,7 +172,7 @@ async def test_beyond_soketis_own_limit_soketi_refuses_with_413(
 ) -> None:
     inputs = {"channel": channel(), "name": "e", "data": "z" * 150 * KB, "maxDataBytes": 200 * KB}
     error = await failed(app, pusher_instance, "trigger", inputs)
-    assert error.startswith("Pusher answered HTTP 413"), error
+    assert error.startswith("pusher_rejected 413: Pusher answered HTTP 413"), error
     assert "100 KB" in error
 
 
@@ -180,7 +180,7 @@ async def test_send_to_user_follows_the_data_limit(app: Application, pusher_inst
     async with PusherAPIServer("100001", "api-key", "api-secret") as api:
         inputs = {**api.connection_inputs(), "user_id": "u1", "name": "big", "data": "u" * 40 * KB}
         refused = await failed(app, pusher_instance, "sendToUser", inputs)
-        assert refused == f"input 'data' is 40960 bytes once serialised; {DEFAULT_DATA_LIMIT}"
+        assert refused == f"invalid_input: input 'data' is 40960 bytes once serialised; {DEFAULT_DATA_LIMIT}"
         sent = await run(app, pusher_instance, "sendToUser", {**inputs, "maxDataBytes": 40 * KB})
         assert sent.ok, sent.error
         (record,) = api.requests
@@ -214,12 +214,14 @@ async def test_encrypted_payload_over_the_limit_is_an_input_error(
             app, pusher_instance, "trigger", {**key, "channel": name, "name": "e", "data": plaintext}
         )
         assert error.startswith(
-            f"input 'data' is 8011 bytes once serialised and {_envelope_size(8011)} once encrypted for "
+            f"invalid_input: input 'data' is 8011 bytes once serialised and {_envelope_size(8011)} once encrypted for "
             f"{name!r} (what Pusher receives); {DEFAULT_DATA_LIMIT}"
         ), error
         batch = [{"channel": name, "name": "e", "data": plaintext}]
         in_batch = await failed(app, pusher_instance, "triggerBatch", {**key, "batch": batch})
-        assert in_batch.startswith("input 'batch[0].data' is 8011 bytes once serialised and "), in_batch
+        assert in_batch.startswith(
+            "invalid_input: input 'batch[0].data' is 8011 bytes once serialised and "
+        ), in_batch
         assert MASTER_KEY not in error + in_batch
 
         # Raised, the same payload goes out encrypted and the subscriber decrypts it.
@@ -245,12 +247,12 @@ async def test_batch_over_the_default_limit_is_an_input_error(
     batch = [{"channel": channel(), "name": "e", "data": str(i)} for i in range(15)]
     error = await failed(app, pusher_instance, "triggerBatch", {"batch": batch})
     assert error == (
-        "input 'batch' has 15 events; the limit is 10 events (Pusher's multi-tenant limit; a dedicated "
+        "invalid_input: input 'batch' has 15 events; the limit is 10 events (Pusher's multi-tenant limit; a dedicated "
         "cluster or a compatible server may allow more: set input 'maxBatchSize' or PUSHER_MAX_BATCH_SIZE)"
     )
     # Raised beyond what this soketi allows (10), soketi's own refusal is the error.
     beyond = await failed(app, pusher_instance, "triggerBatch", {"batch": batch, "maxBatchSize": 15})
-    assert beyond.startswith("Pusher answered HTTP 400"), beyond
+    assert beyond.startswith("pusher_rejected 400: Pusher answered HTTP 400"), beyond
     assert "Cannot batch-send more than 10 messages at once" in beyond
 
 
@@ -268,7 +270,7 @@ async def test_batch_within_a_raised_limit_is_delivered_and_over_it_refused(
         over = await failed(rapp, rinstance, "triggerBatch", {"batch": [*batch, batch[0]]})
         assert (
             over
-            == "input 'batch' has 21 events; the limit is 20 events (set by variable PUSHER_MAX_BATCH_SIZE)"
+            == "invalid_input: input 'batch' has 21 events; the limit is 20 events (set by variable PUSHER_MAX_BATCH_SIZE)"
         )
         await nothing_then(ws, rapp, rinstance, name)
 
@@ -282,7 +284,7 @@ async def test_long_channel_name_is_an_input_error_at_the_default(
     name = long_channel()
     error = await failed(app, pusher_instance, "trigger", {"channel": name, "name": "e", "data": "x"})
     assert error == (
-        "input 'channel' is 190 characters long; the limit is 164 characters (Pusher's limit; soketi and "
+        "invalid_input: input 'channel' is 190 characters long; the limit is 164 characters (Pusher's limit; soketi and "
         "sockudo accept 200: set input 'maxChannelNameLength' or PUSHER_MAX_CHANNEL_NAME_LENGTH)"
     )
     for task, inputs in (
@@ -355,6 +357,6 @@ async def test_long_channel_names_with_the_limit_raised_by_variable_everywhere(
             rapp, rinstance, "trigger", {"channel": long_channel(length=201), "name": "e", "data": "x"}
         )
         assert over == (
-            "input 'channel' is 201 characters long; the limit is 200 characters "
+            "invalid_input: input 'channel' is 201 characters long; the limit is 200 characters "
             "(set by variable PUSHER_MAX_CHANNEL_NAME_LENGTH)"
         )

@@ -85,7 +85,7 @@ async def test_post_events_reaches_a_subscriber(
 
 async def test_unknown_path_fails_with_its_404(app: Application, pusher_instance: bytes) -> None:
     error = await failed(app, pusher_instance, {"method": "GET", "path": "/no-such-endpoint"})
-    assert error.startswith("Pusher answered HTTP 404"), error
+    assert error.startswith("pusher_rejected 404: Pusher answered HTTP 404"), error
 
 
 async def test_pushers_refusal_of_a_post_fails_with_its_status_and_body(
@@ -94,7 +94,7 @@ async def test_pushers_refusal_of_a_post_fails_with_its_status_and_body(
     """soketi refuses an event without data: the raw task passes on its status and message."""
     body = {"name": "e", "channels": [channel()]}
     error = await failed(app, pusher_instance, {"method": "POST", "path": "/events", "body": body})
-    assert error.startswith("Pusher answered HTTP 400"), error
+    assert error.startswith("pusher_rejected 400: Pusher answered HTTP 400"), error
     assert "The received data is incorrect" in error
 
 
@@ -103,7 +103,7 @@ async def test_wrong_secret_fails_with_401_and_is_never_shown(
 ) -> None:
     wrong = "not-the-secret-raw-42"
     error = await failed(app, pusher_instance, {"method": "GET", "path": "/channels", "secret": wrong})
-    assert error.startswith("Pusher answered HTTP 401"), error
+    assert error.startswith("pusher_rejected 401: Pusher answered HTTP 401"), error
     assert wrong not in error
     assert wrong not in stack.service.log()
 

@@ -118,7 +118,8 @@ async def test_a_refused_batch_is_retried_one_by_one_and_only_the_bad_one_fails(
     assert sorted(published) == sorted(n for n in names if n != "bad")  # each good one exactly once
 
 
-@pytest.mark.parametrize("status", [401, 500, 503])
+# 429 and 503 say the batch was not taken: retried (tests/unit/test_coalesce_refusals.py).
+@pytest.mark.parametrize("status", [401, 500, 502])
 async def test_a_failure_that_is_not_about_content_fails_every_event_without_retry(
     http_server: Any, make_client: Any, status: int
 ) -> None:

@@ -204,12 +204,14 @@ async def test_exactly_one_result_per_execution(start: Callable[..., Awaitable[R
     )
     await engine.wait_for(lambda: len(engine.results) == 4)
     assert engine.result((1).to_bytes(32, "big")).outputs == {"echo": {"x": 1}}
-    assert engine.result((2).to_bytes(32, "big")).error == "input 'x' is wrong"
+    assert engine.result((2).to_bytes(32, "big")).error == "invalid_input: input 'x' is wrong"
     crashed = engine.result((3).to_bytes(32, "big"))
     assert crashed.outputs is None
-    assert crashed.error == "internal error in mesg-pusher (ZeroDivisionError); see its log"
+    assert crashed.error == "internal_error: internal error in mesg-pusher (ZeroDivisionError); see its log"
     unknown = engine.result((4).to_bytes(32, "big")).error
-    assert unknown is not None and "unknown task 'nope'" in unknown and "echo" in unknown
+    assert (
+        unknown is not None and unknown.startswith("unknown_task: unknown task 'nope'") and "echo" in unknown
+    )
     await running.stopped()
     assert len(engine.results) == 4  # nothing more at shutdown
     assert running.worker.counts["completed"] == 1 and running.worker.counts["failed"] == 3
@@ -285,7 +287,9 @@ async def test_the_grace_period_ends_with_an_interrupted_result(
     assert engine.result((1).to_bytes(32, "big")).outputs == {"n": 1}
     interrupted = engine.result((2).to_bytes(32, "big")).error
     assert interrupted is not None
-    assert interrupted.startswith("mesg-pusher stopped before this execution finished (grace period 0.2 s)")
+    assert interrupted.startswith(
+        "interrupted: mesg-pusher stopped before this execution finished (grace period 0.2 s)"
+    )
     assert gates.running == set()
     assert len(engine.results) == 2
 

@@ -34,6 +34,7 @@ from mesg_pusher.errors import (
     ConfigError,
     InputError,
     PusherHTTPError,
+    PusherTimeout,
     PusherUnknownOutcome,
     PusherUnreachable,
 )
@@ -123,7 +124,7 @@ def pusher_problem(exc: TaskFailed) -> str:
         return f"{HTTP_HINTS[cause.status]}: {exc}"
     if isinstance(cause, PusherUnreachable):
         return f"Pusher unreachable (check PUSHER_HOST or PUSHER_CLUSTER, PUSHER_PORT, PUSHER_USE_TLS, PUSHER_PROXY): {exc}"
-    if isinstance(cause, PusherUnknownOutcome):
+    if isinstance(cause, PusherTimeout | PusherUnknownOutcome):
         return f"no answer from Pusher within PUSHER_TIMEOUT: {exc}"
     return str(exc)
 

@@ -20,14 +20,20 @@ from mesg_pusher.definition import (
     check_task_outputs,
     load_definition,
 )
-from mesg_pusher.errors import InputError, MesgPusherError
+from mesg_pusher.errors import INTERNAL_ERROR, UNKNOWN_TASK, InputError, MesgPusherError, error_text
 from mesg_pusher.pusher_client import ClientPool
 from mesg_pusher.redact import scrub
 from mesg_pusher.tasks import TASKS, Outputs, TaskContext
 
 
 class TaskFailed(MesgPusherError):
-    """The task ended with an error; the message is fit to show (secrets masked)."""
+    """The task ended with an error; ``str()`` is the error an execution would carry: its
+    ``code``, then the message, fit to show (secrets masked)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(error_text(code, message))
+        self.code = code
+        self.message = message
 
 
 def engine_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -52,7 +58,9 @@ async def run_task(
     secrets = settings.secrets + secrets_in(values)
     task = service.tasks.get(task_key)
     if task is None or task_key not in TASKS:
-        raise TaskFailed(f"unknown task {task_key!r}; this service has: {', '.join(service.tasks)}")
+        raise TaskFailed(
+            UNKNOWN_TASK, f"unknown task {task_key!r}; this service has: {', '.join(service.tasks)}"
+        )
     try:
         inputs = engine_inputs(values)
         problem = check_task_inputs(service.name, task, inputs)
@@ -64,12 +72,13 @@ async def run_task(
         finally:
             await pool.close()
     except MesgPusherError as exc:
-        raise TaskFailed(scrub(str(exc), secrets)) from exc
+        raise TaskFailed(exc.code, scrub(str(exc), secrets)) from exc
     except Exception as exc:  # a bug of ours: no traceback, which could show a secret
         raise TaskFailed(
-            f"internal error in mesg-pusher ({type(exc).__name__}: {scrub(str(exc), secrets)})"
+            INTERNAL_ERROR,
+            f"internal error in mesg-pusher ({type(exc).__name__}: {scrub(str(exc), secrets)})",
         ) from exc
     problem = check_task_outputs(service.name, task, outputs)
-    if problem is not None:  # what the engine would make of them
-        raise TaskFailed(scrub(problem, secrets))
+    if problem is not None:  # what the engine would make of them: outputs of ours that break mesg.yml
+        raise TaskFailed(INTERNAL_ERROR, scrub(problem, secrets))
     return outputs

@@ -1,7 +1,8 @@
 """``mesg-pusher exec TASK [--input key=value ...] [--json FILE|-]``: one task, no engine.
 
 For trying credentials and for scripts: the outputs are printed as JSON on stdout; a failed
-task prints its error on stderr and exits 1; a usage error exits 2.
+task prints its error on stderr, as an execution would carry it (its code first, see
+docs/errors.md), and exits 1; a usage error exits 2.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import grpc.aio
 
 from mesg_pusher._proto.mesg.protobuf.struct_pb2 import Struct
 from mesg_pusher.codec import fill_struct, struct_to_dict
-from mesg_pusher.errors import EngineError, EngineRejected
+from mesg_pusher.errors import INTERNAL_ERROR, OUTPUTS_TOO_LARGE, EngineError, EngineRejected, error_text
 from mesg_pusher.hash_text import b58
 from mesg_pusher.identity import EngineIdentity, Generation
 
@@ -79,12 +79,15 @@ def fill_result(request: ResultRequest, outputs: Mapping[str, Any] | None, error
     try:
         fill_struct(request.outputs, outputs or {})
     except (TypeError, ValueError, RecursionError) as exc:
-        request.error = f"mesg-pusher could not encode its outputs: {type(exc).__name__}"
+        request.error = error_text(
+            INTERNAL_ERROR, f"mesg-pusher could not encode its outputs: {type(exc).__name__}"
+        )
         return
     if request.ByteSize() > MAX_UPDATE_BYTES:
-        request.error = (
+        request.error = error_text(
+            OUTPUTS_TOO_LARGE,
             f"outputs are {request.ByteSize()} bytes, over the engine's "
-            f"{MAX_UPDATE_BYTES // 1024 // 1024} MB message limit"
+            f"{MAX_UPDATE_BYTES // 1024 // 1024} MB message limit",
         )
 
 

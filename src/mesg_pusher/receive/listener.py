@@ -33,7 +33,7 @@ from pusher.crypto import generate_shared_secret
 from mesg_pusher import __version__
 from mesg_pusher.backoff import backoff
 from mesg_pusher.config import PusherOptions
-from mesg_pusher.errors import InputError, PusherError
+from mesg_pusher.errors import InputError, PusherSubscriptionRefused
 from mesg_pusher.receive.emitter import Emitter
 from mesg_pusher.receive.frames import (
     MEMBER_EVENTS,
@@ -135,7 +135,7 @@ class Listener:
         """Add channels; waits (a few seconds at most) until Pusher confirmed them.
 
         Raises ``InputError`` if the listener already listens to another app, and
-        ``PusherError`` naming each channel Pusher refused.
+        ``PusherSubscriptionRefused`` naming each channel Pusher refused.
         """
         names = list(names)
         for name in names:
@@ -175,7 +175,7 @@ class Listener:
                 refused.append(f"{name} ({future.result()})")
                 self._channels.pop(name, None)
         if refused:
-            raise PusherError(f"Pusher refused the subscription to {', '.join(refused)}")
+            raise PusherSubscriptionRefused(f"Pusher refused the subscription to {', '.join(refused)}")
         return self.channels
 
     async def unsubscribe(self, names: Iterable[str]) -> list[str]:

@@ -2,25 +2,23 @@
 
 Each checks its inputs against the execution's limits first (``TaskContext.limits``), so a
 refusal names the input whether or not the credentials are complete. Events go out as
-requests built here and signed by the SDK (``events_request``), not through the SDK's
-``trigger``: that one refuses data over 30 KB by its own count whatever the cluster allows,
-and cannot send ``info``.
+requests signed by the SDK (``events_request``, ``batch_request``: ``pusher_client``), not
+through the SDK's ``trigger``: that one refuses data over 30 KB by its own count whatever the
+cluster allows, and cannot send ``info``.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from pusher.crypto import encrypt, is_encrypted_channel
+from pusher.crypto import is_encrypted_channel
 
 from mesg_pusher import metrics
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import InputError
 from mesg_pusher.limits import Limits
-from mesg_pusher.pusher_client import events_request, sdk_errors, send
+from mesg_pusher.pusher_client import batch_request, encrypted_data, events_request, send
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.context import Outputs, TaskContext
 
@@ -44,9 +42,7 @@ def _check_encryption(channels: list[str], has_key: bool) -> None:
 def _encrypted(channel: str, data: str, options: PusherOptions, limits: Limits, where: str = "") -> str:
     """The data as sent on an encrypted channel (the SDK's envelope), checked against the limit."""
     assert options.encryption_master_key_base64 is not None  # _check_encryption ran
-    key = base64.b64decode(options.encryption_master_key_base64)
-    with sdk_errors():
-        envelope = json.dumps(encrypt(channel, data, key), ensure_ascii=False)
+    envelope = encrypted_data(options.encryption_master_key_base64, channel, data)
     return check.encrypted_data(envelope, data, channel, limits=limits, where=where)
 
 
@@ -125,12 +121,9 @@ async def trigger_batch(ctx: TaskContext, inputs: Mapping[str, Any]) -> Outputs:
         if is_encrypted_channel(event["channel"]):
             _check_encryption([event["channel"]], options.encryption_master_key_base64 is not None)
             event["data"] = _encrypted(event["channel"], event["data"], options, limits, f"batch[{index}].")
-    with sdk_errors():
-        # Data is already a string within the limit; the SDK's own size check counts
-        # Python object overhead and would refuse events Pusher accepts.
-        pending = client.trigger_batch(events, already_encoded=True)
+    request = batch_request(client, events)
     metrics.hooks.pusher_batch(len(events))
-    answer = await pending
+    answer = await send(client, request)
     if any("info" in event for event in events):
         return _with_info(answer, "batch")
     return dict(SENT)

@@ -19,9 +19,9 @@ TLS trust, retries, error mapping).
 - ``body`` is a POST's JSON body (any JSON; ``{}`` when absent); a GET has none.
 
 What counts as an error: any status outside 2xx fails the execution with Pusher's status and
-body (``Pusher answered HTTP 404: ...``), as every task does. A GET is retried like every read
-(connection lost, 5xx, within the timeout); a POST is never retried once it may have reached
-Pusher. A 2xx answer completes the execution with its ``status`` and its ``body``: the JSON
+body (``pusher_rejected 404: Pusher answered HTTP 404: ...``), as every task does. A GET is
+retried like every read (connection lost, 5xx, 429, within the timeout); a POST only after a
+429 or 503, which say it was not taken, never once it may have been. A 2xx answer completes the execution with its ``status`` and its ``body``: the JSON
 answer parsed, or its text when it is not JSON, absent when it is empty or ``null``.
 Pusher's limits on what a request carries (data size, batch size) are the server's to
 enforce here: the answer says what it refused.
