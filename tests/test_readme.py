@@ -107,7 +107,9 @@ def test_pusher_variable_documented(variable: str) -> None:
     configuration = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     assert re.search(rf"\b{variable}\b", readme), f"{variable} is not in README.md's summary"
-    assert re.search(rf"^\| `{variable}` \|", configuration, re.MULTILINE), f"{variable} has no row in docs/configuration.md"
+    assert re.search(rf"^\| `{variable}` \|", configuration, re.MULTILINE), (
+        f"{variable} has no row in docs/configuration.md"
+    )
     # An assignment line, set or commented out, not just a mention in a comment.
     assert re.search(rf"^(# ?)?{variable}=", example, re.MULTILINE), f"{variable} has no line in .env.example"
 
@@ -176,10 +178,41 @@ def test_every_figure_says_how_it_is_measured() -> None:
 
 
 # An issue reference (issue 11, #11) or a commit hash (7 to 40 hex digits with a digit and a letter).
-HISTORY = re.compile(r"[Ii]ssue ?#?[0-9]+|(?<![\w&/])#[0-9]{1,4}\b|\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b")
+HISTORY = re.compile(
+    r"[Ii]ssue ?#?[0-9]+|(?<![\w&/])#[0-9]{1,4}\b|\b(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b"
+)
 
 
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_issue_numbers_or_commit_hashes(page: Path) -> None:
     hits = [m.group(0) for m in HISTORY.finditer(page.read_text(encoding="utf-8"))]
+    assert not hits, f"say what the code does and why instead (history goes to CHANGELOG.md): {hits}"
+
+
+def _sources() -> list[Path]:
+    """The code whose comments and docstrings a newcomer reads (tests/ has its own keeper)."""
+    roots = [
+        ROOT / "src",
+        ROOT / "local-engine" / "src",
+        ROOT / "benchmarks",
+        ROOT / "tools",
+        ROOT / "scripts",
+    ]
+    return sorted(
+        path
+        for root in roots
+        for path in root.rglob("*")
+        if path.is_file()
+        and path.suffix in {".py", ".js", ""}
+        and not {"_proto", "__pycache__"} & set(path.parts)
+        and ".egg-info" not in str(path)
+    )
+
+
+def test_no_issue_numbers_or_commit_hashes_in_code() -> None:
+    hits = [
+        f"{path.relative_to(ROOT)}: {m.group(0)}"
+        for path in _sources()
+        for m in HISTORY.finditer(path.read_text(encoding="utf-8", errors="replace"))
+    ]
     assert not hits, f"say what the code does and why instead (history goes to CHANGELOG.md): {hits}"

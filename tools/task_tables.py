@@ -106,7 +106,9 @@ def updated_page(mesg_yml: Path = ROOT / "mesg.yml", page: Path = PAGE) -> str:
 
 
 def main(argv: Sequence[str] | None = None, page: Path = PAGE) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate docs/tasks.md's task and event tables from mesg.yml.")
+    parser = argparse.ArgumentParser(
+        description="Regenerate docs/tasks.md's task and event tables from mesg.yml."
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 with a diff if docs/tasks.md is stale")
     args = parser.parse_args(argv)
     current = page.read_text(encoding="utf-8")
