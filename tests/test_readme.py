@@ -216,3 +216,13 @@ def test_no_issue_numbers_or_commit_hashes_in_code() -> None:
         for m in HISTORY.finditer(path.read_text(encoding="utf-8", errors="replace"))
     ]
     assert not hits, f"say what the code does and why instead (history goes to CHANGELOG.md): {hits}"
+
+
+def test_architecture_lists_every_import_contract() -> None:
+    """docs/architecture.md's contracts table names exactly pyproject.toml's import-linter contracts."""
+    contracts = set(
+        re.findall(r'^id = "([a-z-]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M)
+    )
+    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z-]+)` \(", architecture, re.MULTILINE))
+    assert contracts and documented == contracts
