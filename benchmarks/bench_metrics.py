@@ -1,6 +1,6 @@
 """``python -m benchmarks.bench_metrics``: what metrics cost per execution, on and off in one run.
 
-The issue allows metrics 3 % of the service's CPU per execution. Two figures answer it:
+Metrics may cost at most 3 % of the service's CPU per execution. Two figures say whether they do:
 
 - the benchmark's service load (``bench.load``: triggers at 64 in flight through the local
   engine into soketi) on two services at the same time, one with ``MESG_PUSHER_METRICS_PORT``

@@ -17,9 +17,9 @@ each event alone costs the CPU the process needs for the next ones; then a lane 
 at a time, plus one more for each full batch waiting. On loopback under load this is what
 keeps several events per call.
 
-The cap (12) was picked by measurement 50 ms away (README.md, "Benchmark"): at 16 in flight,
-12 was as fast as 16 (the few beyond the cap leave with triggers that became ready with them
-or with a full batch) while 8 cost a few ms; at 64 in flight, 12 and 8 beat 16 (fewer calls,
+The cap (12) was picked by measurement 50 ms away (``python -m benchmarks.bench``; the runs are
+in CHANGELOG.md): at 16 in flight, 12 was as fast as 16 (the few beyond the cap leave with
+triggers that became ready with them or with a full batch) while 8 cost a few ms; at 64 in flight, 12 and 8 beat 16 (fewer calls,
 fuller batches, less CPU) and 4 lost. On loopback the short-call rule decides, not the cap.
 
 Every execution ends within its ``PUSHER_TIMEOUT`` of when it began waiting for Pusher, queued

@@ -28,7 +28,7 @@ from mesg_pusher.identity import EngineIdentity
 from mesg_pusher.limits import DEFAULT, DEFAULT_LIMITS, INPUT, SETTINGS, VARIABLE, Limits
 from mesg_pusher.redact import redact_pusher_url, redact_url, url_secrets
 
-# Connection input -> the variable that sets it; the order is the README's.
+# Connection input -> the variable that sets it; the order is docs/configuration.md's.
 VARIABLES: Mapping[str, str] = {
     "appId": "PUSHER_APP_ID",
     "key": "PUSHER_APP_KEY",

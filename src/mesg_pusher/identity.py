@@ -1,6 +1,6 @@
 """Which engine started us, and as what: the generation, read from the variables the engine sets.
 
-Each engine generation starts its services with its own set of variables (see the README's
+Each engine generation starts its services with its own set of variables (see docs/engines.md's
 compatibility table). Nothing is asked of the user: G3 when ``MESG_REGISTER_SIGNATURE`` is set,
 else G2 when ``MESG_RUNNER_HASH`` is set, else G1 when ``MESG_TOKEN`` is set;
 ``MESG_PUSHER_ENGINE=g1|g2|g3`` forces one. A missing or contradictory set is a ``ConfigError``
@@ -24,7 +24,7 @@ GENERATIONS: tuple[Generation, ...] = ("g1", "g2", "g3")
 FORCE_VARIABLE = "MESG_PUSHER_ENGINE"
 SIGNATURE_VARIABLE = "MESG_REGISTER_SIGNATURE"
 
-# What each generation's engine sets, besides MESG_ENDPOINT; the order is the README's.
+# What each generation's engine sets, besides MESG_ENDPOINT; the order is docs/engines.md's.
 ENGINES: Mapping[Generation, str] = {
     "g1": "engine v0.16",
     "g2": "engine v0.17 to v0.20",
