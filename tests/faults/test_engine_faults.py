@@ -1,4 +1,4 @@
-"""Engine-side faults (issue 6), with the real service process, the local engine and soketi.
+"""Engine-side faults, with the real service process, the local engine and soketi.
 
 - the engine is not there when the service starts, and comes 5 s later;
 - the engine is SIGKILLed with 200 executions in flight and restarted with its state file;
@@ -70,7 +70,7 @@ async def test_state_file_restores_executions_after_a_restart(tmp_path: Path) ->
                 await app.update_execution(hashes[0], error="again")
     finally:
         await engine.stop()
-    assert len(ExecutionJournal(path).read()) == 5  # 3 creates, 2 updates
+    assert len(ExecutionJournal(path).read()) == 5  # three creates, two updates
 
 
 # --- engine side --------------------------------------------------------------------------

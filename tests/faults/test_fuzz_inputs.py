@@ -73,7 +73,7 @@ _STRINGS = st.one_of(
             " ",
             "\x00",
             "é✓\u2028\u2029",
-            "😀" * 3000,  # 12 KB of 4-byte characters: over the 10 KB data limit
+            "😀" * 3000,  # characters of four bytes, 12 KB in all: over the 10 KB data limit
             "x" * 10_240,  # exactly the limit
             "x" * 10_241,  # one byte over
             "x" * 50_000,

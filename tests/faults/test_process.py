@@ -1,4 +1,4 @@
-"""The service process stopped by signals (issue 6, "Process"), with the local engine and soketi.
+"""The service process stopped by signals, with the local engine and soketi.
 
 - SIGTERM with 64 executions running and 500 queued: the running ones finish and report within
   the grace period, the queued ones are answered "stopping", exit 0.

@@ -1,4 +1,4 @@
-"""Soak (issue 6): many executions, successes and failures mixed, through the real processes.
+"""Soak: many executions, successes and failures mixed, through the real processes.
 
 N = 2,000 by default (CI); ``MESG_PUSHER_SOAK=50000`` for the full run. Asserts that every
 execution is answered (4 in 5 Completed, every 5th Failed for its bad socket_id), that the

@@ -31,7 +31,7 @@ from mesg_pusher.errors import (
     PusherUnreachable,
 )
 from mesg_pusher.pusher_client import ClientPool, sdk_errors
-from tests.unit.conftest import KEY, SECRET, Seen, json_reply
+from tests.support.http_server import KEY, SECRET, Seen, json_reply, read_request
 
 # --- servers -----------------------------------------------------------------------------------
 
@@ -43,16 +43,6 @@ class RawServer:
 
 
 Behaviour = Callable[[bytes, int, asyncio.StreamWriter, asyncio.Event], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return head + (await reader.readexactly(length) if length else b"")
 
 
 @pytest.fixture
@@ -190,7 +180,7 @@ async def test_get_retried_after_two_503(http_server: Any, make_client: Any) -> 
     assert [s.method for s in server.requests] == ["GET", "GET", "GET"]
 
 
-# 503 says the request was not taken, so it is retried (tests/unit/test_retry_after.py).
+# A 503 says the request was not taken, so it is retried (tests/unit/test_retry_after.py).
 @pytest.mark.parametrize("status", [500, 502, 504])
 async def test_post_5xx_is_not_retried(http_server: Any, make_client: Any, status: int) -> None:
     server = await http_server(lambda seen, i: web.Response(status=status, text="oops"))

@@ -283,7 +283,7 @@ async def test_the_grace_period_ends_with_an_interrupted_result(
         await asyncio.sleep(0)
     running.stop.set()
     gates.release(1)  # finishes within the grace period: its real result
-    await running.task  # 2 never finishes: cancelled when the grace period ends
+    await running.task  # the second never finishes: cancelled when the grace period ends
     assert engine.result((1).to_bytes(32, "big")).outputs == {"n": 1}
     interrupted = engine.result((2).to_bytes(32, "big")).error
     assert interrupted is not None
