@@ -16,10 +16,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from mesg_local_engine.app import Application
 from tests.support.e2e import channel, run
+from tests.support.metrics import Samples, value
+from tests.support.metrics import scrape as support_scrape
 from tests.support.processes import EngineProcess, ServiceProcess
 from tests.support.pusher_ws import PusherWS
 from tests.support.relay import TcpProxy
@@ -30,26 +31,8 @@ METRICS_PORT = free_port()
 WEBHOOK_PORT = free_port()
 LISTENED = channel("metrics")
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
 async def scrape(port: int = METRICS_PORT) -> Samples:
-    """Every sample of /metrics, keyed by sample name and labels."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"http://127.0.0.1:{port}/metrics") as response,
-    ):
-        assert response.status == 200
-        text = await response.text()
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    return await support_scrape(port)
 
 
 async def healthz(port: int) -> tuple[int, dict[str, Any]]:

@@ -10,10 +10,11 @@ import pytest
 
 from mesg_local_engine.app import Application
 from tests.support.e2e import trigger_many
+from tests.support.metrics import wait_for_gauge
 from tests.support.processes import EngineProcess, ServiceProcess
 from tests.support.pusher_ws import PusherWS
 from tests.support.relay import TcpProxy
-from tests.support.soketi import Soketi
+from tests.support.soketi import Soketi, free_port
 
 
 async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
@@ -21,8 +22,14 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
 ) -> None:
     engine = EngineProcess(env=soketi.pusher_env()).start()
     path = await TcpProxy(engine.port).start()
+    metrics_port = free_port()
     service = ServiceProcess(
-        engine, env={"MESG_ENDPOINT": f"127.0.0.1:{path.port}", "PUSHER_PORT": str(slow_pusher.port)}
+        engine,
+        env={
+            "MESG_ENDPOINT": f"127.0.0.1:{path.port}",
+            "PUSHER_PORT": str(slow_pusher.port),
+            "MESG_PUSHER_METRICS_PORT": str(metrics_port),
+        },
     )
     try:
         await asyncio.to_thread(service.start_ready)  # the relay runs on this event loop
@@ -31,11 +38,11 @@ async def test_engine_path_drops_mid_run_and_every_result_arrives_once(
             instance = await app.resolve("com.mesg.pusher")
             await ws.subscribe(channel)
             running = asyncio.create_task(trigger_many(app, instance, channel, 20))
-            await asyncio.sleep(0.5)  # the 20 are now waiting on the slow Pusher
+            # The 20 are now waiting on the slow Pusher: a state, not a guess of time.
+            await wait_for_gauge(metrics_port, "mesg_pusher_executions_in_flight", 20)
             offset = len(service.log())
             await path.stop()  # the engine is away when their results are ready
-            await asyncio.sleep(2.5)
-            assert "held for retry" in service.log()
+            await asyncio.to_thread(service.wait_for_log, "held for retry", 30, offset)
             await path.start()
             results = await running
             assert [r.status for r in results] == ["Completed"] * 20, [r.error for r in results]
@@ -79,13 +86,22 @@ async def test_engine_restarted_service_reconnects_and_serves(soketi: Soketi) ->
 async def test_sigterm_finishes_running_and_answers_queued(soketi: Soketi, slow_pusher: TcpProxy) -> None:
     env = {**soketi.pusher_env(), "PUSHER_PORT": str(slow_pusher.port)}
     engine = EngineProcess(env=env).start()
-    service = ServiceProcess(engine, env={"MESG_PUSHER_CONCURRENCY": "4", "MESG_PUSHER_GRACE_PERIOD": "10"})
+    metrics_port = free_port()
+    service = ServiceProcess(
+        engine,
+        env={
+            "MESG_PUSHER_CONCURRENCY": "4",
+            "MESG_PUSHER_GRACE_PERIOD": "10",
+            "MESG_PUSHER_METRICS_PORT": str(metrics_port),
+        },
+    )
     try:
         service.start_ready()
         async with Application.connect(engine.endpoint) as app:
             instance = await app.resolve("com.mesg.pusher")
             running = asyncio.create_task(trigger_many(app, instance, f"term-{uuid.uuid4().hex[:8]}", 12))
-            await asyncio.sleep(0.5)  # four running (held by the slow Pusher), eight queued
+            # All twelve received (four running, held by the slow Pusher; eight queued).
+            await wait_for_gauge(metrics_port, "mesg_pusher_executions_in_flight", 12)
             service.signal(signal.SIGTERM)
             results = await running
             assert service.wait(15) == 0

@@ -593,6 +593,9 @@ async def test_result_before_create_returns_is_kept(app: Application, engine: Lo
 
 async def test_wait_times_out(channel: grpc.aio.Channel, engine: LocalEngine) -> None:
     async with Application(channel) as app:  # no service is answering
+        # The result stream is opened first, with no time limit: on a busy machine opening it
+        # could outlast the short timeout, which is about the wait for a result.
+        await app._result_stream()
         with pytest.raises(TimeoutError):
             await app.execute_task_and_wait_result(engine.instance_hash, "trigger", TRIGGER, timeout=0.2)
         assert app._results is not None and app._results._waiters == {}
