@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import ssl
 import tracemalloc
@@ -187,7 +188,9 @@ def settings(peer: Peer, **extra: str) -> PusherSettings:
 
 
 def open_sockets() -> int:
-    """Sockets this process holds now (the peers' ends included)."""
+    """Sockets this process holds now (the peers' ends included), after a garbage collection so
+    that sockets only waiting to be collected are not counted."""
+    gc.collect()
     count = 0
     for fd in os.listdir("/proc/self/fd"):
         with contextlib.suppress(OSError):

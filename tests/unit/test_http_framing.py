@@ -95,7 +95,8 @@ async def test_switching_protocols_is_refused_clearly_and_nothing_escapes(peer: 
     await asyncio.sleep(0.05)
     assert seen == []
     await server.wait_open(0)
-    assert open_sockets() == before
+    # None of this test\'s sockets is left; one of an earlier test may close meanwhile.
+    assert open_sockets() <= before
 
 
 async def test_bytes_after_a_complete_answer_end_the_connection(peer: StartPeer) -> None:
@@ -159,7 +160,8 @@ async def test_malformed_and_cut_answers_are_an_unknown_outcome(
     assert "may or may not have been published, so it was not retried" in (outcome.error or "")
     assert len(server.requests) == 1
     await server.wait_open(0)
-    assert open_sockets() == before
+    # None of this test\'s sockets is left; one of an earlier test may close meanwhile.
+    assert open_sockets() <= before
     assert seen == []
 
 

@@ -54,7 +54,8 @@ async def test_a_huge_content_length_is_refused_before_its_body(peer: StartPeer)
     assert "lost before the answer (answer cut short: its body exceeds 4 MiB)" in (outcome.error or "")
     assert peak[0] < BOUND, peak
     await server.wait_open(0)
-    assert open_sockets() == before
+    # None of this test\'s sockets is left; one of an earlier test may close meanwhile.
+    assert open_sockets() <= before
 
 
 async def test_a_body_without_length_past_the_cap_is_cut(peer: StartPeer) -> None:

@@ -51,7 +51,8 @@ async def test_a_server_that_never_answers_holds_at_most_the_pools_limit(peer: S
     finally:
         await pool.close()
     await server.wait_open(0)
-    assert open_sockets() == before
+    # None of this test\'s sockets is left; one of an earlier test may close meanwhile.
+    assert open_sockets() <= before
 
 
 async def test_two_bursts_share_the_same_connections(peer: StartPeer) -> None:
@@ -96,7 +97,8 @@ async def test_close_after_concurrent_calls_leaves_no_socket(peer: StartPeer) ->
     await pool.close()
     # Closed by close(), not by the idle expiry (KEEPALIVE_SECONDS, 4 s) that would come later.
     await server.wait_open(0, timeout=2.0)
-    assert open_sockets() == before
+    # None of this test\'s sockets is left; one of an earlier test may close meanwhile.
+    assert open_sockets() <= before
 
 
 async def test_an_evicted_clients_connections_are_closed(peer: StartPeer) -> None:

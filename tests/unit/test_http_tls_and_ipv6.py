@@ -52,7 +52,8 @@ async def test_an_untrusted_certificate_is_refused_once_not_retried(peer: StartP
     assert "PUSHER_CA_BUNDLE" in (outcome.error or "")
     assert len(hellos) == 1 and server.requests == []  # one handshake (a read, yet not retried)
     await server.wait_open(0)
-    assert open_sockets() == before
+    # None of this test\'s sockets is left; one of an earlier test may close meanwhile.
+    assert open_sockets() <= before
 
 
 async def test_a_peer_that_does_not_speak_tls(peer: StartPeer) -> None:
