@@ -1,6 +1,6 @@
 // A MESG application written with npm mesg-js 5.0.0 (the JavaScript SDK of engine v0.16):
 // an independent check that our protos, local engine and service speak the engine's protocol.
-// Usage: node tests/mesgjs/app.js ENDPOINT CHANNEL   -> prints one JSON line of results.
+// Usage: node tests/conformance/mesg_js_app.js ENDPOINT CHANNEL   -> prints one JSON line of results.
 const application = require('mesg-js').application
 const [endpoint, channel] = process.argv.slice(2)
 const mesg = application({ endpoint })

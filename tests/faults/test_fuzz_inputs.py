@@ -378,7 +378,7 @@ def loop_and_context(soketi: Soketi) -> Iterator[tuple[asyncio.AbstractEventLoop
     """A private event loop (hypothesis drives a sync function) and a real task context.
 
     No listener: subscribe/unsubscribe then answer with an InputError, which the property
-    accepts; their listening path is covered by tests/receive.
+    accepts; their listening path is covered by tests/e2e/test_receive_*.py.
     """
     loop = asyncio.new_event_loop()
     context = TaskContext(PusherSettings(soketi.pusher_env()), ClientPool())
