@@ -2,7 +2,7 @@
 
 Two parts, both re-runnable:
 
-``python benchmarks/http_clients.py speed`` -- CPU per trigger at 64 in flight against a real
+``python -m benchmarks.http_clients speed`` -- CPU per trigger at 64 in flight against a real
 soketi, on loopback and 50 ms away (the repo's delaying relay in front of soketi). Each
 measurement runs in a fresh child process: the SDK builds and signs every request (as in the
 service), the client sends it and the answer is decoded as JSON. Variants are interleaved
@@ -12,7 +12,7 @@ read by its Content-Length, no limits and no checks). The figure to compare is e
 CPU per call divided by ``bare``'s in the same round: this machine's speed drifts by a third
 within minutes, and the ratio moves far less than the absolute figure.
 
-``python benchmarks/http_clients.py hostile`` -- each client, wrapped as we would have to wrap
+``python -m benchmarks.http_clients hostile`` -- each client, wrapped as we would have to wrap
 it (the same body cap for all), against raw loopback peers that misbehave: CR/LF in the
 target, a 2 GB Content-Length, an endless header line, interim 100 answers, a 101, and a
 server that never answers 300 requests (connections held against a limit of 256).

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
-from tests.conformance.emulation import EmulatedEngine, Node
+from tests.support.emulation import EmulatedEngine, EngineFactory, Node, ServiceFactory
 from tests.support.installed import Installation, InstalledService, definition_json, installed_definition
 from tests.support.soketi import Soketi
-
-EngineFactory = Callable[..., EmulatedEngine]
-ServiceFactory = Callable[..., InstalledService]
 
 
 @pytest.fixture(scope="session")

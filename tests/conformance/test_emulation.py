@@ -13,8 +13,7 @@ import grpc
 import pytest
 
 from mesg_pusher.hash_text import from_b58
-from tests.conformance.conftest import EngineFactory
-from tests.conformance.emulation import EmulatedEngine
+from tests.support.emulation import EmulatedEngine, EngineFactory
 
 CURVE_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 REGISTER = "/mesg.grpc.orchestrator.Runner/Register"

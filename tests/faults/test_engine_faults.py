@@ -1,4 +1,4 @@
-"""Engine-side faults (issue 6), with the real service process, the local engine and soketi.
+"""Engine-side faults, with the real service process, the local engine and soketi.
 
 - the engine is not there when the service starts, and comes 5 s later;
 - the engine is SIGKILLed with 200 executions in flight and restarted with its state file;
@@ -21,10 +21,11 @@ from mesg_local_engine.app import Application
 from mesg_local_engine.state import ExecutionJournal
 from mesg_pusher.hash_text import b58
 from tests.support.e2e import settled, trigger_inputs, trigger_many
+from tests.support.metrics import wait_for_gauge
 from tests.support.processes import EngineProcess, ServiceProcess
 from tests.support.pusher_ws import PusherWS
 from tests.support.relay import TcpProxy
-from tests.support.soketi import Soketi
+from tests.support.soketi import Soketi, free_port
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ async def test_state_file_restores_executions_after_a_restart(tmp_path: Path) ->
                 await app.update_execution(hashes[0], error="again")
     finally:
         await engine.stop()
-    assert len(ExecutionJournal(path).read()) == 5  # 3 creates, 2 updates
+    assert len(ExecutionJournal(path).read()) == 5  # three creates, two updates
 
 
 # --- engine side --------------------------------------------------------------------------
@@ -101,7 +102,7 @@ async def test_engine_started_5s_after_the_service(soketi: Soketi) -> None:
 async def test_engine_sigkilled_with_200_in_flight_every_result_arrives_once(
     soketi: Soketi, slow_pusher: TcpProxy, tmp_path: Path
 ) -> None:
-    count = 200
+    count, metrics_port = 200, free_port()
     engine = EngineProcess(env=soketi.pusher_env(), state_file=tmp_path / "engine.state").start()
     service = ServiceProcess(
         engine,
@@ -109,6 +110,7 @@ async def test_engine_sigkilled_with_200_in_flight_every_result_arrives_once(
             "PUSHER_PORT": str(slow_pusher.port),
             "PUSHER_TIMEOUT": "30000",
             "MESG_PUSHER_CONCURRENCY": "256",  # all 200 at Pusher at once
+            "MESG_PUSHER_METRICS_PORT": str(metrics_port),
         },
     )
     channel = f"kill-{uuid.uuid4().hex[:8]}"
@@ -121,7 +123,8 @@ async def test_engine_sigkilled_with_200_in_flight_every_result_arrives_once(
                 hashes = await asyncio.gather(
                     *(app.execute_task(instance, "trigger", trigger_inputs(channel, i)) for i in range(count))
                 )
-                await asyncio.sleep(0.3)  # received by the service, held 1 s by the slow Pusher
+                # Received by the service (a state, not a guess of time), held by the slow Pusher.
+                await wait_for_gauge(metrics_port, "mesg_pusher_executions_in_flight", count)
                 offset = len(service.log())
                 engine.kill()
             # The Pusher calls succeed while the engine is dead: each result is held.

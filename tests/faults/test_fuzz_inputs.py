@@ -73,7 +73,7 @@ _STRINGS = st.one_of(
             " ",
             "\x00",
             "é✓\u2028\u2029",
-            "😀" * 3000,  # 12 KB of 4-byte characters: over the 10 KB data limit
+            "😀" * 3000,  # characters of four bytes, 12 KB in all: over the 10 KB data limit
             "x" * 10_240,  # exactly the limit
             "x" * 10_241,  # one byte over
             "x" * 50_000,
@@ -378,7 +378,7 @@ def loop_and_context(soketi: Soketi) -> Iterator[tuple[asyncio.AbstractEventLoop
     """A private event loop (hypothesis drives a sync function) and a real task context.
 
     No listener: subscribe/unsubscribe then answer with an InputError, which the property
-    accepts; their listening path is covered by tests/receive.
+    accepts; their listening path is covered by tests/e2e/test_receive_*.py.
     """
     loop = asyncio.new_event_loop()
     context = TaskContext(PusherSettings(soketi.pusher_env()), ClientPool())

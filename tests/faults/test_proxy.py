@@ -1,4 +1,4 @@
-"""Pusher through a real HTTP proxy (proxy.py), with and without Basic credentials (issue 6).
+"""Pusher through a real HTTP proxy (proxy.py), with and without Basic credentials.
 
 application -> local engine -> real service process -> proxy.py -> soketi -> a subscriber;
 the proxy's access log proves the request went through it.
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from mesg_local_engine.app import Application
-from tests.faults.pusher_side import HttpProxy, TestCA, TLSSoketi
 from tests.support.e2e import channel, run
+from tests.support.pusher_side import HttpProxy, TestCA, TLSSoketi
 from tests.support.pusher_ws import PusherWS
 from tests.support.soketi import Soketi, free_port
 from tests.support.stack import running_stack

@@ -1,4 +1,5 @@
-"""Wrong secret, unknown app, disabled app: the status and Pusher's own message (issue 6).
+"""Wrong secret, unknown app, disabled app: the status and Pusher's own message
+reach the execution's error, so an operator can tell the three apart.
 
 Against soketi, whose error statuses are real status lines (patches/). application -> local
 engine -> real service process -> soketi.

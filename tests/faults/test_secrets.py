@@ -1,4 +1,4 @@
-"""Secrets never leave the service (issue 6): not in its stdout/stderr at LOG_LEVEL=DEBUG, not
+"""Secrets never leave the service: not in its stdout/stderr at LOG_LEVEL=DEBUG, not
 in an execution's error, not in outputs (bar values derived from them by design: a channel
 ``auth`` signature, a private-encrypted- channel's ``shared_secret``).
 
@@ -21,9 +21,9 @@ import pytest
 from mesg_local_engine.app import Application
 from mesg_pusher.config import ConfigError, load_ssl_context, parse_pusher_url
 from mesg_pusher.redact import redact_pusher_url
-from tests.faults.pusher_side import HttpProxy
 from tests.support.e2e import channel, run
 from tests.support.fixtures import SoketiFactory
+from tests.support.pusher_side import HttpProxy
 from tests.support.pusher_ws import PusherWS
 from tests.support.soketi import Soketi, SoketiApp, free_port
 from tests.support.stack import running_stack

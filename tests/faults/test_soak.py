@@ -1,4 +1,4 @@
-"""Soak (issue 6): many executions, successes and failures mixed, through the real processes.
+"""Soak: many executions, successes and failures mixed, through the real processes.
 
 N = 2,000 by default (CI); ``MESG_PUSHER_SOAK=50000`` for the full run. Asserts that every
 execution is answered (4 in 5 Completed, every 5th Failed for its bad socket_id), that the
@@ -36,7 +36,8 @@ def soak_inputs(channel: str, i: int) -> dict[str, Any]:
     return {"channel": channel, "name": "n", "data": {"i": i}}
 
 
-@pytest.mark.timeout(180 + N // 50)
+# Pace is not what is tested (that is the benchmark's job): time enough for a loaded machine.
+@pytest.mark.timeout(600 + N // 20)
 async def test_soak_memory_and_sockets_stay_flat(soketi: Soketi) -> None:
     engine = EngineProcess(env=soketi.pusher_env(), extra_args=["--max-finished-executions", "1000"]).start()
     service = ServiceProcess(engine)

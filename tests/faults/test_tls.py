@@ -1,4 +1,6 @@
-"""TLS faults against soketi serving HTTPS/WSS with a certificate from a test CA (issue 6).
+"""TLS faults against soketi serving HTTPS/WSS with a certificate from a test CA: the service
+verifies it when given the CA bundle, fails with a certificate error without it or for another
+name, and stops at start-up naming the variable when the bundle is unreadable.
 
 application -> local engine -> real service process -> soketi over TLS -> a wss subscriber.
 """
@@ -11,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from mesg_local_engine.app import Application
-from tests.faults.pusher_side import TestCA, TLSSoketi
 from tests.support.e2e import channel, run
 from tests.support.processes import EngineProcess, ServiceProcess
+from tests.support.pusher_side import TestCA, TLSSoketi
 from tests.support.pusher_ws import PusherWS
 from tests.support.stack import running_stack
 

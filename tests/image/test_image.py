@@ -3,7 +3,7 @@
 ``scripts/image`` builds it with buildah on a stand-in for the Dockerfile's base; these tests then
 read its configuration, look at its files, and run it as the engine would (its USER, WORKDIR,
 ENV, ENTRYPOINT + CMD, and MESG_*/PUSHER_* from the engine). `.ci/run` runs them together with
-the end-to-end suite (tests/integration/test_*tasks_e2e.py), whose stack then starts the image.
+the end-to-end suite (tests/e2e/test_*tasks_e2e.py), whose stack then starts the image.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
-"""Fixtures of the unit tests: real local HTTP servers and SDK clients over our transport."""
+"""Fixtures of the unit tests: real local HTTP servers, raw hostile peers, and SDK clients over
+our transport (the helpers are in tests/support/http_server.py and tests/support/peer.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pusher
 import pytest
@@ -14,27 +13,8 @@ from aiohttp import web
 
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.transport import SDKBackend, Transport
-
-SECRET = "s3cr3t"
-KEY = "k"
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: str
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-Reply = Callable[[Seen, int], Awaitable[web.StreamResponse] | web.StreamResponse]
-
-
-@dataclass
-class HTTPServer:
-    port: int
-    requests: list[Seen]
+from tests.support.http_server import KEY, SECRET, HTTPServer, Reply, Seen
+from tests.support.peer import Peer, Script, StartPeer
 
 
 @pytest.fixture
@@ -71,10 +51,6 @@ async def http_server() -> AsyncIterator[Callable[[Reply], Awaitable[HTTPServer]
     yield start
     for runner in runners:
         await runner.cleanup()
-
-
-def json_reply(status: int, payload: Any) -> web.Response:
-    return web.Response(status=status, text=json.dumps(payload), content_type="application/json")
 
 
 # --- clients -----------------------------------------------------------------------------------
@@ -115,3 +91,21 @@ async def make_client() -> AsyncIterator[Callable[..., pusher.Pusher]]:
     for transport in transports:
         await transport.close()
     assert all(len(pool) == 0 for pool in pools)  # every connection closed
+
+
+# --- hostile peers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[StartPeer]:
+    """Raw peers for the hostile-peer tests: ``await peer(script, host=..., tls=...)``: a started ``Peer``, closed at teardown."""
+    started: list[Peer] = []
+
+    async def start(script: Script, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> Peer:
+        server = await Peer(script, host=host, tls=tls).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.close()

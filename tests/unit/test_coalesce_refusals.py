@@ -18,7 +18,7 @@ from aiohttp import web
 from mesg_pusher.coalesce import Coalescer
 from mesg_pusher.config import PusherOptions
 from mesg_pusher.errors import PusherHTTPError
-from tests.unit.conftest import Seen, json_reply
+from tests.support.http_server import Seen, json_reply
 
 
 def options(port: int, timeout: float = 10.0) -> PusherOptions:

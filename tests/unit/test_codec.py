@@ -143,7 +143,7 @@ def test_nan_and_infinities_decode_as_floats() -> None:
 
 
 def test_big_int_within_double_range_is_encoded_approximately() -> None:
-    # 10**20 fits a double (not exactly); it decodes as a float, not a wrong int.
+    # The value 10**20 fits a double (not exactly); it decodes as a float, not a wrong int.
     decoded = roundtrip({"big": 10**20})
     assert decoded["big"] == 1e20
     assert type(decoded["big"]) is float

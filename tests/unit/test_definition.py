@@ -21,6 +21,7 @@ from mesg_pusher.definition import (
     locate_definition,
     validate_parameters,
 )
+from tests.support.definitions import ANCHORS, MALFORMED
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGINAL = ("trigger", "triggerBatch", "channels", "channel")
@@ -143,24 +144,6 @@ def test_locate_falls_back_to_the_packaged_copy(tmp_path: Path) -> None:
     assert load_definition(located).sid == "com.mesg.pusher"
 
 
-#: Files that are no service definition, and what the message says (the local engine says the same).
-MALFORMED = [
-    ("name: [unclosed\n", "invalid YAML"),
-    ("- a\n- b\n", "the top level: expected a map"),
-    ("description: no name\n", '"name" is required'),
-    (
-        "name: x\ntasks:\n  t:\n    inputs:\n      a: {type: Strin}\n",
-        "tasks.t.inputs.a.type: 'Strin' is not one of",
-    ),
-    (
-        "name: x\ntasks:\n  t:\n    inputs:\n      a: {type: String, optional: maybe}\n",
-        "tasks.t.inputs.a.optional: expected true or false",
-    ),
-    ("name: x\ntasks: [a]\n", "tasks: expected a map"),
-    ("name: x\nconfiguration:\n  env: PUSHER_APP_ID=\n", "configuration.env: expected a list"),
-]
-
-
 @pytest.mark.parametrize(("text", "message"), MALFORMED)
 def test_malformed_files_raise_value_error(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "mesg.yml"
@@ -168,24 +151,6 @@ def test_malformed_files_raise_value_error(tmp_path: Path, text: str, message: s
     with pytest.raises(ValueError, match=r"mesg\.yml") as info:
         load_definition(path)
     assert message in str(info.value)
-
-
-#: Anchors and merge keys (the local engine's compiler is checked against the same file).
-ANCHORS = (
-    "name: x\n"
-    "tasks:\n"
-    "  a:\n"
-    "    inputs:\n"
-    "      <<: &common\n"
-    "        one: {type: String}\n"
-    "        two: {type: Number}\n"
-    "      three: {type: Boolean}\n"
-    "    outputs:\n"
-    "      out: &out {type: Any}\n"
-    "  b:\n"
-    "    inputs: {<<: *common, four: {type: Object, object: {x: {type: String}}}}\n"
-    "    outputs: {out: *out}\n"
-)
 
 
 def test_anchors_and_merge_keys_keep_file_order(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mesg_pusher.http1 import ConnectionLost, ConnectionPool, Endpoint
-from tests.unit.test_transport import read_request
+from tests.support.http_server import read_request
 
 Answer = Callable[[bytes, int], bytes | None]  # request, index -> bytes to write (None: close)
 

@@ -23,7 +23,7 @@ from mesg_pusher.limits import BATCH, CHANNEL_NAME, DATA, DEFAULT_LIMITS, Limits
 from mesg_pusher.receive.settings import ReceiveSettings
 from mesg_pusher.tasks import validation as check
 from mesg_pusher.tasks.publish import batch_events
-from tests.unit.conftest import Seen, json_reply
+from tests.support.http_server import Seen, json_reply
 
 ENV = {"PUSHER_APP_ID": "1", "PUSHER_APP_KEY": "key", "PUSHER_APP_SECRET": "s3cr3t", "PUSHER_HOST": "h"}
 INPUTS = {"appId": "1", "key": "key", "secret": "s3cr3t", "host": "h"}

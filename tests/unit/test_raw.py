@@ -18,8 +18,8 @@ from mesg_pusher.config import PusherSettings
 from mesg_pusher.errors import InputError, PusherHTTPError, PusherUnknownOutcome
 from mesg_pusher.pusher_client import ClientPool
 from mesg_pusher.tasks import TaskContext, raw
+from tests.support.http_server import Seen, json_reply
 from tests.support.pusher_api import PusherAPIServer, signature
-from tests.unit.conftest import Seen, json_reply
 
 APP_ID, KEY, SECRET = "100001", "raw-key", "raw-secret"
 

@@ -31,7 +31,7 @@ from mesg_pusher.errors import (
     PusherUnreachable,
 )
 from mesg_pusher.pusher_client import ClientPool, sdk_errors
-from tests.unit.conftest import KEY, SECRET, Seen, json_reply
+from tests.support.http_server import KEY, SECRET, Seen, json_reply, read_request
 
 # --- servers -----------------------------------------------------------------------------------
 
@@ -43,16 +43,6 @@ class RawServer:
 
 
 Behaviour = Callable[[bytes, int, asyncio.StreamWriter, asyncio.Event], Awaitable[None]]
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    return head + (await reader.readexactly(length) if length else b"")
 
 
 @pytest.fixture
@@ -190,7 +180,7 @@ async def test_get_retried_after_two_503(http_server: Any, make_client: Any) -> 
     assert [s.method for s in server.requests] == ["GET", "GET", "GET"]
 
 
-# 503 says the request was not taken, so it is retried (tests/unit/test_retry_after.py).
+# A 503 says the request was not taken, so it is retried (tests/unit/test_retry_after.py).
 @pytest.mark.parametrize("status", [500, 502, 504])
 async def test_post_5xx_is_not_retried(http_server: Any, make_client: Any, status: int) -> None:
     server = await http_server(lambda seen, i: web.Response(status=status, text="oops"))
@@ -213,7 +203,7 @@ async def test_get_always_503_ends_with_the_503_within_timeout(
     with pytest.raises(PusherHTTPError) as caught:
         await client.channels_info()
     assert caught.value.status == 503
-    assert time.monotonic() - started < 1.0 + 0.5
+    assert time.monotonic() - started < 5 * 1.0  # the 1 s timeout, with a loaded machine's margin
 
 
 # --- connections that fail ---------------------------------------------------------------------
@@ -227,7 +217,7 @@ async def test_connection_refused(make_client: Any, method: str) -> None:
     with pytest.raises(PusherUnreachable) as caught:
         await (client.trigger("ch", "ev", "d") if method == "POST" else client.channels_info())
     elapsed = time.monotonic() - started
-    assert elapsed < 0.5 + 0.2
+    assert elapsed < 5 * 0.5  # retried within the 0.5 s timeout, not for ever (margin for load)
     message = str(caught.value)
     assert message.startswith(f"could not connect to Pusher at 127.0.0.1:{port}: connection refused")
     assert "attempts)" in message  # refused connections are retried while time remains
@@ -242,7 +232,7 @@ async def test_server_that_never_answers_a_post(raw_server: Any, make_client: An
     started = time.monotonic()
     with pytest.raises(PusherUnknownOutcome) as caught:
         await client.trigger("ch", "ev", "d")
-    assert time.monotonic() - started < 0.5 + 0.5
+    assert time.monotonic() - started < 5 * 0.5  # the timeout ended it (margin for load)
     assert str(caught.value) == (
         f"no answer from Pusher at 127.0.0.1:{server.port} within 0.5 s; the event may or may "
         "not have been published, so it was not retried"
@@ -260,7 +250,7 @@ async def test_server_that_never_answers_a_get(raw_server: Any, make_client: Any
     started = time.monotonic()
     with pytest.raises(PusherTimeout) as caught:
         await client.channels_info()
-    assert time.monotonic() - started < 0.4 + 0.5
+    assert time.monotonic() - started < 5 * 0.4  # the timeout ended it (margin for load)
     assert str(caught.value) == f"no answer from Pusher at 127.0.0.1:{server.port} within 0.4 s"
 
 
@@ -334,7 +324,7 @@ async def test_slow_answer_within_timeout_succeeds(http_server: Any, make_client
     client = make_client(server.port, timeout=1.5)
     started = time.monotonic()
     assert await client.trigger("ch", "ev", "d") == {}
-    assert 0.25 <= time.monotonic() - started < 1.5
+    assert time.monotonic() - started >= 0.3  # it did wait for the slow answer
     assert len(server.requests) == 1
 
 

@@ -88,9 +88,16 @@ class FakeEngine:
     def end_stream(self) -> None:
         self._stream.put_nowait(END)
 
-    async def wait_for(self, condition: Callable[[], bool]) -> None:
-        async with self._changed:
-            await self._changed.wait_for(condition)
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Until ``condition`` holds; an assertion naming what was delivered if it never does."""
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(condition)
+        except TimeoutError:
+            delivered = [int.from_bytes(r.hash, "big") for r in self.results]
+            raise AssertionError(
+                f"not reached within {timeout:g} s; results delivered for executions {delivered}"
+            ) from None
 
     def result(self, execution_hash: bytes) -> Delivered:
         (found,) = [r for r in self.results if r.hash == execution_hash]
@@ -283,7 +290,7 @@ async def test_the_grace_period_ends_with_an_interrupted_result(
         await asyncio.sleep(0)
     running.stop.set()
     gates.release(1)  # finishes within the grace period: its real result
-    await running.task  # 2 never finishes: cancelled when the grace period ends
+    await running.task  # the second never finishes: cancelled when the grace period ends
     assert engine.result((1).to_bytes(32, "big")).outputs == {"n": 1}
     interrupted = engine.result((2).to_bytes(32, "big")).error
     assert interrupted is not None
